@@ -1,0 +1,183 @@
+"""Documents every step returns (the engine contract of ../shared/DESIGN.md).
+
+Whatever the engine (GPAW, VASP, an MLIP), a calculation returns a `CalcDoc`; analysis steps return
+their own documents that point back to the calculations they used. All energies in eV, lengths in
+Angstrom, charges in e. Documents are plain pydantic models so jobflow stores them as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = 1
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Short, stable hash of a settings dict (key order does not matter)."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class Provenance(BaseModel):
+    engine: str
+    engine_version: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    settings_hash: str = ""
+    run_dir: str = ""
+    wall_s: float | None = None
+    cores: int | None = None
+    hetero_version: str = ""
+
+
+class CalcDoc(BaseModel):
+    """One electronic-structure calculation (relax or static)."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["calc"] = "calc"
+    system: str
+    label: str = ""  # e.g. "host", "Na@top-V", "fragment-A"
+    step: str  # relax | static
+    formula: str
+    n_atoms: int
+    energy_eV: float
+    forces_max_eV_A: float | None = None
+    fermi_eV: float | None = None
+    n_scf: int | None = None
+    n_ionic_steps: int | None = None
+    converged: bool = True
+    magmom_total: float | None = None
+    structure: dict[str, Any]  # pymatgen Structure.as_dict() of the final geometry
+    files: dict[str, str] = Field(default_factory=dict)  # role -> path (density, restart, log ...)
+    provenance: Provenance
+
+
+class DosDoc(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["dos"] = "dos"
+    system: str
+    label: str = ""
+    energies_eV: list[float]  # relative to E_F
+    total: list[float]  # states/eV (spin summed)
+    projected: dict[str, list[float]] = Field(default_factory=dict)  # element or fragment -> states/eV
+    fermi_eV: float
+    band_gap_eV: float
+    is_metal: bool
+    dos_at_fermi: float  # states/eV/cell
+    n_electrons_integrated: float | None = None  # integral of total DOS up to E_F
+    n_valence: float | None = None
+    provenance: Provenance
+
+
+class BaderDoc(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["bader"] = "bader"
+    system: str
+    label: str = ""
+    symbols: list[str]
+    electrons: list[float]  # electrons in each atom's basin
+    valence: list[float]  # valence electrons of each atom's setup/POTCAR
+    net_charge: list[float]  # valence - electrons: positive = atom lost electrons
+    fragments: dict[str, list[int]] = Field(default_factory=dict)
+    fragment_charge: dict[str, float] = Field(default_factory=dict)  # sum of net_charge
+    total_electrons: float
+    provenance: Provenance
+
+
+class CddDoc(BaseModel):
+    """Charge density difference rho_AB - rho_A - rho_B (A, B frozen at the AB geometry)."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["cdd"] = "cdd"
+    system: str
+    label: str = ""
+    axis: int = 2
+    z_A: list[float]
+    planar_avg_e_per_A: list[float]  # integral over the plane: e/A along the axis
+    displacement_e: list[float]  # cumulative integral from the bottom: charge displaced (e)
+    interface_z_A: float
+    transferred_e: float  # electrons that crossed the interface plane upward (+) or downward (-)
+    integral_e: float  # total integral of delta rho (should be ~0)
+    fragments: dict[str, list[int]] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)  # chgcar, cube, slice npz
+    provenance: Provenance
+
+
+class AdsorptionDoc(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["adsorption"] = "adsorption"
+    system: str
+    ion: str
+    site: str
+    n_ions: int = 1
+    e_total_eV: float
+    e_host_eV: float
+    mu_bulk_eV: float | None = None  # per atom, bulk metal, same settings
+    mu_atom_eV: float | None = None  # isolated atom, same settings
+    e_ads_bulk_eV: float | None = None  # reference: bulk metal
+    e_ads_atom_eV: float | None = None  # reference: isolated atom
+    height_A: float | None = None
+    calc_uuid: str = ""
+    structure: dict[str, Any]
+    provenance: Provenance
+
+
+class NebDoc(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["neb"] = "neb"
+    system: str
+    ion: str
+    path: str  # "siteA->siteB"
+    reaction_coord_A: list[float]
+    energies_eV: list[float]  # relative to the initial endpoint
+    spline_x_A: list[float]
+    spline_e_eV: list[float]
+    barrier_eV: float
+    hop_length_A: float
+    endpoint_energies_eV: list[float]  # absolute, taken from adsorption results
+    climbing: bool = True
+    converged: bool = True
+    provenance: Provenance
+
+
+class WorkFunctionDoc(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["work_function"] = "work_function"
+    system: str
+    label: str = ""
+    z_A: list[float]
+    planar_potential_eV: list[float]
+    fermi_eV: float
+    vacuum_top_eV: float
+    vacuum_bottom_eV: float
+    work_function_top_eV: float
+    work_function_bottom_eV: float
+    provenance: Provenance
+
+
+class ModelRecord(BaseModel):
+    """What the builders made, before any DFT: strain and size are visible up front."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["model"] = "model"
+    system: str
+    kind: str  # interface | slab | adsorbate | bulk | path
+    film: str = ""
+    substrate: str = ""
+    film_miller: list[int] | None = None
+    substrate_miller: list[int] | None = None
+    strain_percent: float | None = None  # von Mises
+    strain_principal_percent: list[float] | None = None
+    strained_side: str = ""
+    area_A2: float | None = None
+    n_atoms: int
+    termination: str = ""
+    interlayer_distance_A: float | None = None
+    needs_dipole_correction: bool = False
+    fixed_atoms: list[int] = Field(default_factory=list)
+    fragments: dict[str, list[int]] = Field(default_factory=dict)
+    structure: dict[str, Any]
+    notes: str = ""
