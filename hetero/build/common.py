@@ -22,6 +22,12 @@ def resolve_structure(obj: Any) -> tuple[Structure, str]:
         try:
             from hetero.structures import load_structure  # type: ignore[attr-defined]
         except ImportError as exc:  # the library is written by someone else, concurrently
+            from pathlib import Path
+
+            data = Path(__file__).resolve().parent.parent / "structures" / "data"
+            hits = [p for p in data.glob("*.cif") if p.stem.lower() == obj.lower()] if data.is_dir() else []
+            if hits:
+                return Structure.from_file(str(hits[0])), hits[0].stem
             try:
                 return Structure.from_file(obj), obj
             except Exception:
