@@ -1,0 +1,42 @@
+"""`hetero table RUN_FOLDER_OR_STORE [--sort COL] [--filter "ion==Li"] [--out DIR]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Collect a campaign's store into the screening table.", no_args_is_help=True)
+
+
+@app.command("table")
+def table(
+    source: Path = typer.Argument(..., help="Run folder (holding store.json) or a JSON store file."),
+    sort: str = typer.Option(None, "--sort", help="Column(s) to sort by, comma-separated; '-col' = descending."),
+    filter_: list[str] = typer.Option(None, "--filter", help='Row filter, e.g. "ion==Li" or "e_ads_eV<-1"; repeatable.'),
+    out: Path = typer.Option(None, "--out", help="Folder for screening.csv/.parquet/.md (default: print only)."),
+    formats: str = typer.Option("csv,parquet,md", "--formats", help="Comma-separated: csv, parquet, md, json."),
+    nu_hz: float = typer.Option(1e13, "--nu-hz", help="Attempt frequency for D = a^2 nu exp(-Ea/kT)."),
+    temperature_k: float = typer.Option(300.0, "--temperature-k", help="Temperature for D."),
+) -> None:
+    """Build the screening table from a store and print/write it."""
+    from hetero.table import build_table, write_table
+
+    try:
+        df = build_table(source, nu_Hz=nu_hz, temperature_K=temperature_k, sort=sort, filters=filter_ or None)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if out is not None:
+        paths = write_table(df, out, formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+        for fmt, p in paths.items():
+            typer.echo(f"{fmt}: {p}")
+    shown = [c for c in ("system", "ion", "site", "path", "e_ads_reference", "e_ads_eV", "ocv_V", "barrier_eV",
+                         "band_gap_eV", "work_function_eV", "status") if c in df.columns]
+    typer.echo(f"{len(df)} rows")
+    if len(df):
+        typer.echo(df[shown].dropna(axis=1, how="all").head(50).to_string(index=False))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,370 @@
+"""The screening table: every document of a campaign's store -> one pandas DataFrame.
+
+Rows
+----
+- ``row_kind == "site"``: one row per (system, ion, site) AND adsorption reference: the same site
+  appears twice, ``e_ads_reference == "bulk metal"`` and ``== "isolated atom"`` (when that reference
+  energy exists), so the reference of ``e_ads_eV`` is always explicit. OCV and capacity are filled on
+  the bulk-metal row only (they are defined against the metal anode).
+- ``row_kind == "path"``: one row per (system, ion, NEB path): barrier, hop length, diffusion
+  coefficient D = a^2 nu exp(-Ea/kT) with ``nu_Hz`` and ``temperature_K`` columns.
+- ``row_kind == "system"``: systems with no ion results (bare hosts, partial campaigns).
+Per-system data (model, calc, DOS, Bader, CDD, work function) is merged into every row of its system.
+Missing inputs give empty cells plus a ``status`` column, never an exception.
+
+Input: a maggma Store (jobflow JobStore's docs store: ``output`` holds our document as a dict with
+``doc_type``; ``uuid``, ``name``, ``metadata`` beside it), a run folder (``<run>/store.json``), a
+JSON store file, or a plain list of document dicts (wrapped or bare).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetero.analysis.descriptors import (
+    DEFAULT_ATTEMPT_FREQUENCY_HZ,
+    DEFAULT_TEMPERATURE_K,
+    EV_PER_A2_TO_J_PER_M2,
+    ION_CHARGE,
+    diffusion_coefficient,
+)
+
+STORE_FILENAME = "store.json"
+
+BASE_COLUMNS = [
+    "system", "row_kind", "ion", "site", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
+    "area_A2", "engine", "preset", "settings_hash", "energy_eV", "fermi_eV", "formation_energy_eV_per_A2",
+    "formation_energy_J_per_m2", "e_ads_reference", "e_ads_eV", "n_ions", "height_A", "ocv_V",
+    "capacity_mAh_g", "capacity_basis", "dos_at_fermi", "band_gap_eV", "is_metal", "work_function_eV",
+    "work_function_bottom_eV", "cdd_transferred_e", "barrier_eV", "hop_length_A",
+    "diffusion_coefficient_cm2_s", "nu_Hz", "temperature_K", "job_uuid", "run_dir", "status",
+]
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt,
+        ">": operator.gt}
+
+
+# ----------------------------------------------------------------------------------- input
+
+
+def _open_store(path: Path):
+    from maggma.stores import JSONStore
+
+    store = JSONStore(str(path), read_only=True)
+    store.connect()
+    return store
+
+
+def iter_documents(source: Any) -> Iterable[dict]:
+    """Raw dicts from a Store, a run folder, a store file, or a list of dicts."""
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if p.is_dir():
+            p = p / STORE_FILENAME
+        if not p.exists():
+            raise FileNotFoundError(f"no store at {p}: give a run folder holding {STORE_FILENAME} or a store file")
+        store = _open_store(p)
+        try:
+            yield from store.query()
+        finally:
+            store.close()
+        return
+    if hasattr(source, "query") and hasattr(source, "connect"):
+        try:
+            source.connect()
+        except Exception:  # noqa: BLE001 - already connected
+            pass
+        yield from source.query()
+        return
+    yield from source
+
+
+def _unwrap(doc: dict) -> list[tuple[dict, dict]]:
+    """(our document, jobflow envelope) pairs of one store entry (outputs may be lists or dicts of docs)."""
+    env = {"job_uuid": doc.get("uuid", ""), "job_name": doc.get("name", ""), "metadata": doc.get("metadata") or {}}
+    out = doc.get("output", doc) if "doc_type" not in doc else doc
+    if isinstance(out, dict) and "doc_type" in out:
+        return [(out, env)]
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, list) else []
+    return [(o, env) for o in items if isinstance(o, dict) and "doc_type" in o]
+
+
+def _prov(d: dict) -> dict:
+    return d.get("provenance") or {}
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# ----------------------------------------------------------------------------------- build
+
+
+def _host_formula(ads: dict) -> str | None:
+    """Host formula = adsorption structure minus its ions (species counts only)."""
+    st = ads.get("structure") or {}
+    sites = st.get("sites") or []
+    if not sites:
+        return None
+    counts: dict[str, int] = {}
+    for s in sites:
+        sp = s.get("species", [{}])[0].get("element") or s.get("label", "")
+        counts[sp] = counts.get(sp, 0) + 1
+    ion = ads.get("ion", "")
+    counts[ion] = counts.get(ion, 0) - int(ads.get("n_ions", 1))
+    if counts.get(ion, 0) <= 0:
+        counts.pop(ion, None)
+    return "".join(f"{el}{n}" for el, n in sorted(counts.items()) if n > 0) or None
+
+
+_MM_CACHE: dict[str, float] = {}
+
+
+def _capacity(host_formula: str, n_ions: int, ion: str) -> float | None:
+    from hetero.analysis.descriptors import FARADAY, molar_mass
+
+    try:
+        if host_formula not in _MM_CACHE:
+            _MM_CACHE[host_formula] = molar_mass(host_formula)
+        return n_ions * ION_CHARGE.get(ion, 1) * FARADAY / (3.6 * _MM_CACHE[host_formula])
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _pick_calc(calcs: list[dict], labels: tuple[str, ...]) -> dict | None:
+    cand = [c for c in calcs if c.get("label", "") in labels]
+    if not cand:
+        return None
+    # prefer static over relax (a static on the relaxed geometry is the reported energy)
+    cand.sort(key=lambda c: 0 if c.get("step") == "static" else 1)
+    return cand[0]
+
+
+def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    for system, g in by_sys.items():
+        r: dict[str, Any] = {"system": system}
+        status: list[str] = []
+        model = (g.get("model") or [None])[0]
+        if model:
+            m = model
+            r.update(film=m.get("film") or None, substrate=m.get("substrate") or None,
+                     strain_percent=_num(m.get("strain_percent")), n_atoms=m.get("n_atoms"),
+                     area_A2=_num(m.get("area_A2")))
+            fm, sm = m.get("film_miller"), m.get("substrate_miller")
+            if fm or sm:
+                r["miller"] = "/".join("".join(str(i) for i in x) if x else "" for x in (fm, sm))
+        calcs = [c for c, _ in g.get("calc", [])]
+        host = _pick_calc(calcs, ("", "host", "interface", "slab", "bulk"))
+        if host is None and calcs:
+            host = _pick_calc(calcs, tuple({c.get("label", "") for c in calcs if not c.get("label", "").startswith("fragment")})) or None
+        if host:
+            env = next(e for c, e in g["calc"] if c is host)
+            p = _prov(host)
+            settings = p.get("settings") or {}
+            r.update(energy_eV=_num(host.get("energy_eV")), fermi_eV=_num(host.get("fermi_eV")),
+                     n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=p.get("engine"),
+                     preset=settings.get("preset") or settings.get("name") or (env["metadata"] or {}).get("preset"),
+                     settings_hash=p.get("settings_hash"), run_dir=p.get("run_dir"), job_uuid=env["job_uuid"])
+            if not host.get("converged", True):
+                status.append("unconverged")
+        elif model:
+            status.append("no calc")
+        frags = [c for c in calcs if c.get("label", "").startswith("fragment")]
+        if host and len(frags) >= 2 and r.get("area_A2"):
+            e = _num(host.get("energy_eV"))
+            ef = [_num(f.get("energy_eV")) for f in frags[:2]]
+            if e is not None and None not in ef:
+                per = (e - ef[0] - ef[1]) / r["area_A2"]
+                r["formation_energy_eV_per_A2"] = per
+                r["formation_energy_J_per_m2"] = per * EV_PER_A2_TO_J_PER_M2
+        for dos, _ in g.get("dos", [])[:1]:
+            r.update(dos_at_fermi=_num(dos.get("dos_at_fermi")), band_gap_eV=_num(dos.get("band_gap_eV")),
+                     is_metal=dos.get("is_metal"))
+        for bad, _ in g.get("bader", [])[:1]:
+            for frag, q in (bad.get("fragment_charge") or {}).items():
+                r[f"bader_transfer_e_{frag}"] = _num(q)
+        for cdd, _ in g.get("cdd", [])[:1]:
+            r["cdd_transferred_e"] = _num(cdd.get("transferred_e"))
+        for wf, _ in g.get("work_function", [])[:1]:
+            r["work_function_eV"] = _num(wf.get("work_function_top_eV"))
+            r["work_function_bottom_eV"] = _num(wf.get("work_function_bottom_eV"))
+        for bad_doc, env in g.get("_status", []):
+            status.append(str(bad_doc))
+        r["status"] = ";".join(status) if status else "ok"
+        rows[system] = r
+    return rows
+
+
+def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
+                temperature_K: float = DEFAULT_TEMPERATURE_K, sort: str | None = None,
+                filters: str | list[str] | None = None) -> pd.DataFrame:
+    """Screening table of a campaign (see the module docstring for rows and columns)."""
+    by_sys: dict[str, dict[str, list]] = {}
+    for raw in iter_documents(source):
+        if not isinstance(raw, dict):
+            continue
+        pairs = _unwrap(raw)
+        if not pairs and raw.get("uuid"):
+            # a job whose output is not one of our documents (failed/None): keep a trace
+            sysname = (raw.get("metadata") or {}).get("system") or raw.get("name", "?")
+            by_sys.setdefault(sysname, {}).setdefault("_status", []).append((f"no output from job {raw.get('name', '')}", {}))
+        for doc, env in pairs:
+            sysname = doc.get("system") or "?"
+            by_sys.setdefault(sysname, {}).setdefault(doc["doc_type"], []).append((doc, env))
+    sys_rows = _system_rows(by_sys)
+
+    rows: list[dict] = []
+    for system, g in by_sys.items():
+        base = sys_rows[system]
+        n_ion_rows = 0
+        for ads, env in g.get("adsorption", []):
+            ion, n = ads.get("ion", ""), int(ads.get("n_ions", 1) or 1)
+            z = ION_CHARGE.get(ion, 1)
+            et, eh = _num(ads.get("e_total_eV")), _num(ads.get("e_host_eV"))
+            common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
+                          height_A=_num(ads.get("height_A")), job_uuid=env["job_uuid"] or base.get("job_uuid"),
+                          run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
+                          engine=_prov(ads).get("engine") or base.get("engine"),
+                          settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
+            hf = _host_formula(ads)
+            for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
+                                     ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
+                e_ads = _num(ads.get(key))
+                mu = _num(ads.get(mu_key))
+                if e_ads is None and None not in (et, eh, mu):
+                    e_ads = (et - eh - n * mu) / n
+                if e_ads is None and mu is None:
+                    continue
+                row = dict(common, e_ads_reference=ref, e_ads_eV=e_ads)
+                if ref == "bulk metal" and e_ads is not None:
+                    row["ocv_V"] = -e_ads / z
+                    if hf:
+                        row["capacity_mAh_g"] = _capacity(hf, n, ion)
+                        row["capacity_basis"] = f"{n} {ion} per {hf}"
+                rows.append(row)
+                n_ion_rows += 1
+            if n_ion_rows == 0:
+                rows.append(dict(common, e_ads_reference=None, e_ads_eV=None,
+                                 status=(base["status"] + ";" if base["status"] != "ok" else "") + "no reference energy"))
+                n_ion_rows += 1
+        for neb, env in g.get("neb", []):
+            barrier, hop = _num(neb.get("barrier_eV")), _num(neb.get("hop_length_A"))
+            d = diffusion_coefficient(barrier, hop, nu_Hz, temperature_K) if None not in (barrier, hop) else None
+            st = base["status"]
+            if not neb.get("converged", True):
+                st = "neb unconverged" if st == "ok" else st + ";neb unconverged"
+            rows.append(dict(base, row_kind="path", ion=neb.get("ion"), path=neb.get("path"), barrier_eV=barrier,
+                             hop_length_A=hop, diffusion_coefficient_cm2_s=d, nu_Hz=nu_Hz,
+                             temperature_K=temperature_K, job_uuid=env["job_uuid"] or base.get("job_uuid"),
+                             run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
+            n_ion_rows += 1
+        if n_ion_rows == 0:
+            rows.append(dict(base, row_kind="system"))
+    df = pd.DataFrame(rows)
+    extra = sorted(c for c in df.columns if c not in BASE_COLUMNS)
+    df = df.reindex(columns=BASE_COLUMNS + extra)
+    if filters:
+        df = apply_filters(df, filters)
+    if sort:
+        df = sort_table(df, sort)
+    return df.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------- sort/filter
+
+
+def apply_filters(df: pd.DataFrame, filters: str | list[str]) -> pd.DataFrame:
+    """Filters like "ion==Li", "e_ads_eV<-1", "is_metal==True" (a list, or ';'-separated, all must hold)."""
+    items = [filters] if isinstance(filters, str) else list(filters)
+    items = [f.strip() for it in items for f in it.split(";") if f.strip()]
+    for f in items:
+        m = re.fullmatch(r"\s*([\w\-\[\]]+)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*", f)
+        if not m:
+            raise ValueError(f"bad filter '{f}': use COLUMN OP VALUE with OP one of == != < <= > >=")
+        col, op, val = m.groups()
+        if col not in df.columns:
+            raise ValueError(f"filter '{f}': unknown column '{col}'; columns: {', '.join(df.columns)}")
+        val = val.strip("'\"")
+        v: Any = val
+        if val.lower() in ("true", "false"):
+            v = val.lower() == "true"
+        else:
+            try:
+                v = float(val)
+            except ValueError:
+                pass
+        col_s = df[col]
+        if isinstance(v, float):
+            col_s = pd.to_numeric(col_s, errors="coerce")
+        mask = _OPS[op](col_s, v)
+        df = df[mask.fillna(False).astype(bool)]
+    return df
+
+
+def sort_table(df: pd.DataFrame, sort: str) -> pd.DataFrame:
+    """Sort by comma-separated columns; a leading '-' sorts that column descending."""
+    cols, asc = [], []
+    for c in sort.split(","):
+        c = c.strip()
+        if not c:
+            continue
+        desc = c.startswith("-")
+        c = c.lstrip("-")
+        if c not in df.columns:
+            raise ValueError(f"sort: unknown column '{c}'; columns: {', '.join(df.columns)}")
+        cols.append(c)
+        asc.append(not desc)
+    return df.sort_values(cols, ascending=asc, na_position="last", kind="stable")
+
+
+# ----------------------------------------------------------------------------------- writers
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str = "screening",
+                formats: tuple[str, ...] = ("csv", "parquet", "md")) -> dict[str, Path]:
+    """CSV, Parquet and Markdown copies of the table; returns format -> path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for fmt in formats:
+        p = out / f"{stem}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(p, index=False)
+        elif fmt == "parquet":
+            pq = df.copy()
+            for c in pq.columns:  # mixed object columns (None + bool/str) -> string for Arrow
+                if pq[c].dtype == object:
+                    pq[c] = pq[c].map(lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else str(x))
+            pq.to_parquet(p, index=False)
+        elif fmt == "md":
+            p.write_text(df.to_markdown(index=False, floatfmt=".4g") + "\n")
+        elif fmt == "json":
+            p.write_text(df.to_json(orient="records", indent=1))
+        else:
+            raise ValueError(f"unknown format '{fmt}': csv, parquet, md, json")
+        paths[fmt] = p
+    return paths
+
+
+def docs_to_json_store(docs: list[dict], path: str | Path) -> Path:
+    """Write plain documents as a JSONStore file (a JSON list), wrapped like jobflow outputs."""
+    import uuid as _uuid
+
+    path = Path(path)
+    wrapped = [d if "output" in d else {"uuid": str(_uuid.uuid4()), "index": 1, "name": d.get("doc_type", ""),
+                                         "metadata": {}, "output": d} for d in docs]
+    path.write_text(json.dumps(wrapped, default=str))
+    return path
