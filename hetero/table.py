@@ -58,9 +58,16 @@ _OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.
 def _open_store(path: Path):
     from maggma.stores import JSONStore
 
-    store = JSONStore(str(path), read_only=True)
-    store.connect()
-    return store
+    # jobflow's docs store is keyed by the job uuid; maggma's default key is task_id
+    last: Exception | None = None
+    for kw in ({"key": "uuid"}, {}):
+        store = JSONStore(str(path), read_only=True, **kw)
+        try:
+            store.connect()
+            return store
+        except (KeyError, AttributeError) as exc:
+            last = exc
+    raise ValueError(f"{path}: not a readable JSON store ({last})")
 
 
 def iter_documents(source: Any) -> Iterable[dict]:
@@ -157,7 +164,7 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
     for system, g in by_sys.items():
         r: dict[str, Any] = {"system": system}
         status: list[str] = []
-        model = (g.get("model") or [None])[0]
+        model = (g.get("model") or [(None, None)])[0][0]
         if model:
             m = model
             r.update(film=m.get("film") or None, substrate=m.get("substrate") or None,

@@ -1,0 +1,137 @@
+"""Screening table: synthetic documents + documents parsed from the real VASP fixtures."""
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hetero.schemas import AdsorptionDoc, BaderDoc, ModelRecord, NebDoc, Provenance
+from hetero.table import build_table, docs_to_json_store, write_table
+
+PROV = Provenance(engine="gpaw", settings={"preset": "fast"}, settings_hash="abc123", run_dir="/runs/x")
+VS2 = {"@module": "pymatgen.core.structure", "@class": "Structure", "lattice": {"matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 20]]},
+       "sites": [{"species": [{"element": "V", "occu": 1}], "abc": [0, 0, 0.5], "label": "V"},
+                 {"species": [{"element": "S", "occu": 1}], "abc": [0.3, 0.6, 0.55], "label": "S"},
+                 {"species": [{"element": "S", "occu": 1}], "abc": [0.6, 0.3, 0.45], "label": "S"},
+                 {"species": [{"element": "Li", "occu": 1}], "abc": [0, 0, 0.62], "label": "Li"}]}
+
+
+def _ref() -> Path | None:
+    env = os.environ.get("HETERO_SHARED")
+    cands = [Path(env) / "reference" / "vasp"] if env else []
+    cands.append(Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vasp")
+    return next((c for c in cands if c.is_dir()), None)
+
+
+def _calc(system, label, energy, converged=True):
+    return {"doc_type": "calc", "system": system, "label": label, "step": "static", "formula": "X", "n_atoms": 3,
+            "energy_eV": energy, "fermi_eV": -1.0, "converged": converged, "structure": {}, "provenance": PROV.model_dump()}
+
+
+def synthetic_docs():
+    mu_li_bulk, mu_li_atom = -1.90, -0.30
+    e_host = -30.0
+    ads = AdsorptionDoc(system="VS2", ion="Li", site="top-V", e_total_eV=e_host + mu_li_bulk - 0.8, e_host_eV=e_host,
+                        mu_bulk_eV=mu_li_bulk, mu_atom_eV=mu_li_atom, structure=VS2, provenance=PROV).model_dump()
+    neb = NebDoc(system="VS2", ion="Li", path="top-V->hollow", reaction_coord_A=[0, 1, 2], energies_eV=[0, 0.25, 0.01],
+                 spline_x_A=[0, 2], spline_e_eV=[0, 0], barrier_eV=0.25, hop_length_A=1.85,
+                 endpoint_energies_eV=[-1, -1], provenance=PROV).model_dump()
+    model = ModelRecord(system="VS2@V2CO2", kind="interface", film="VS2", substrate="V2CO2", film_miller=[0, 0, 1],
+                        substrate_miller=[0, 0, 1], strain_percent=1.2, area_A2=10.0, n_atoms=8, structure={}).model_dump()
+    bader = BaderDoc(system="VS2@V2CO2", symbols=["V"], electrons=[1.0], valence=[1.0], net_charge=[0.0],
+                     fragment_charge={"VS2": -0.12, "V2CO2": 0.12}, total_electrons=1.0, provenance=PROV).model_dump()
+    docs = [ads, neb, _calc("VS2", "host", e_host), model, bader, _calc("VS2@V2CO2", "interface", -100.0),
+            _calc("VS2@V2CO2", "fragment-A", -40.0), _calc("VS2@V2CO2", "fragment-B", -59.0),
+            ModelRecord(system="lonely", kind="slab", n_atoms=4, structure={}).model_dump()]
+    return [{"uuid": f"u{i}", "name": d["doc_type"], "metadata": {}, "output": d} for i, d in enumerate(docs)]
+
+
+def test_synthetic_table_physics():
+    df = build_table(synthetic_docs())
+    ads = df[(df.row_kind == "site")]
+    assert set(ads.e_ads_reference) == {"bulk metal", "isolated atom"}  # the reference is explicit
+    bulk = ads[ads.e_ads_reference == "bulk metal"].iloc[0]
+    atom = ads[ads.e_ads_reference == "isolated atom"].iloc[0]
+    assert bulk.e_ads_eV == pytest.approx(-0.8)
+    assert atom.e_ads_eV == pytest.approx(-0.8 + (-1.90 + 0.30))  # E_ads(atom) = E_ads(bulk) + mu_bulk - mu_atom
+    assert bulk.ocv_V == pytest.approx(0.8) and (bulk.ocv_V > 0) == (bulk.e_ads_eV < 0)
+    assert pd.isna(atom.ocv_V)  # OCV only against the metal
+    assert bulk.capacity_mAh_g == pytest.approx(232.9, abs=0.5) and bulk.capacity_basis == "1 Li per S2V1"
+    assert bulk.energy_eV == -30.0 and bulk.job_uuid == "u0" and bulk.engine == "gpaw" and bulk.preset == "fast"
+    path = df[df.row_kind == "path"].iloc[0]
+    assert path.barrier_eV == 0.25 and path.nu_Hz == 1e13 and path.temperature_K == 300
+    assert 1e-7 < path.diffusion_coefficient_cm2_s < 1e-5
+    inter = df[df.system == "VS2@V2CO2"].iloc[0]
+    assert inter.formation_energy_eV_per_A2 == pytest.approx(-0.1)
+    assert inter.formation_energy_J_per_m2 == pytest.approx(-1.602, abs=1e-3)
+    assert inter.bader_transfer_e_VS2 == pytest.approx(-0.12) and inter.miller == "001/001"
+    assert inter.film == "VS2" and inter.strain_percent == 1.2
+    lonely = df[df.system == "lonely"].iloc[0]
+    assert lonely.status == "no calc" and pd.isna(lonely.energy_eV)
+
+
+def test_partial_and_failed_inputs_never_crash():
+    docs = synthetic_docs()
+    docs.append({"uuid": "f1", "name": "relax", "metadata": {"system": "broken"}, "output": None})
+    docs.append({"doc_type": "adsorption", "system": "half", "ion": "Na", "site": "top", "e_total_eV": -5.0,
+                 "e_host_eV": -4.0, "structure": {}, "provenance": {"engine": "vasp"}})  # no reference energies
+    docs.append(_calc("unconv", "host", -3.0, converged=False))
+    docs.append("garbage")
+    df = build_table(docs)
+    assert "no output" in df[df.system == "broken"].status.iloc[0]
+    assert "no reference energy" in df[df.system == "half"].status.iloc[0]
+    assert df[df.system == "unconv"].status.iloc[0] == "unconverged"
+    assert build_table([]).empty
+
+
+def test_sort_filter_writers_and_store(tmp_path):
+    docs = synthetic_docs()
+    store = docs_to_json_store(docs, tmp_path / "store.json")
+    df = build_table(tmp_path)  # run folder -> store.json through maggma's JSONStore
+    assert len(df) == len(build_table(docs))
+    li = build_table(store, filters="ion==Li", sort="-e_ads_eV")
+    assert set(li.ion) == {"Li"} and li.e_ads_eV.iloc[0] >= li.e_ads_eV.dropna().iloc[-1]
+    assert (build_table(docs, filters=["e_ads_eV<-1"]).e_ads_eV < -1).all()
+    with pytest.raises(ValueError, match="unknown column"):
+        build_table(docs, filters="nope==1")
+    paths = write_table(df, tmp_path / "out")
+    back = pd.read_parquet(paths["parquet"])
+    assert len(back) == len(df) and "e_ads_reference" in back.columns
+    assert pd.read_csv(paths["csv"]).shape == df.shape
+    assert "| system" in paths["md"].read_text()
+
+
+def test_cli(tmp_path):
+    from hetero.cli_table import app
+
+    docs_to_json_store(synthetic_docs(), tmp_path / "store.json")
+    r = CliRunner().invoke(app, [str(tmp_path), "--filter", "ion==Li", "--sort", "e_ads_eV", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "screening.parquet").exists() and "rows" in r.output
+    r = CliRunner().invoke(app, [str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no store" in r.output
+
+
+def test_table_from_vasp_fixture_documents(tmp_path):
+    ref = _ref()
+    if ref is None:
+        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
+    from hetero.io import vasp as vio
+
+    mos2 = ref / "MoS2_monolayer_optB86b"
+    docs = [vio.parse_calc_dir(mos2, "MoS2"), vio.parse_dos(mos2, "MoS2"), vio.parse_work_function(mos2, "MoS2"),
+            vio.parse_calc_dir(ref / "fermi_smearing", "Al"), vio.parse_dos(ref / "fermi_smearing", "Al"),
+            vio.parse_calc_dir(ref / "hBN_monolayer_bands", "hBN"), vio.parse_dos(ref / "hBN_monolayer_bands", "hBN")]
+    wrapped = [{"uuid": f"j{i}", "name": d.doc_type, "metadata": {}, "output": json.loads(d.model_dump_json())}
+               for i, d in enumerate(docs)]
+    df = build_table(wrapped).set_index("system")
+    for col in ("energy_eV", "n_atoms", "engine", "settings_hash", "band_gap_eV", "is_metal", "dos_at_fermi",
+                "job_uuid", "run_dir", "fermi_eV"):
+        assert df[col].notna().all(), col
+    assert 1.5 < df.loc["MoS2", "band_gap_eV"] < 1.9 and not df.loc["MoS2", "is_metal"]
+    assert df.loc["Al", "is_metal"] and df.loc["hBN", "band_gap_eV"] > 4
+    assert 5.0 < df.loc["MoS2", "work_function_eV"] < 6.5
+    assert (df.status == "ok").all() and (df.engine == "vasp").all()
