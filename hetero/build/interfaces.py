@@ -131,6 +131,17 @@ def _t2d(start, end) -> np.ndarray:
     return np.array(get_2d_transform(np.asarray(start)[:2], np.asarray(end)[:2]))
 
 
+def _slab_counts(cib, fs, ss, fm, sm, term, ft, st, in_layers) -> tuple[int, int]:
+    """Atoms per primitive surface cell of the film and substrate slabs CoherentInterfaceBuilder cuts."""
+    from pymatgen.core.surface import SlabGenerator
+
+    f_shift, s_shift = cib._terminations[term]
+    kw = dict(min_vacuum_size=3, in_unit_planes=in_layers, center_slab=True, primitive=True, reorient_lattice=False)
+    nf = len(SlabGenerator(fs, fm, min_slab_size=ft, **kw).get_slab(shift=f_shift))
+    ns = len(SlabGenerator(ss, sm, min_slab_size=st, **kw).get_slab(shift=s_shift))
+    return nf, ns
+
+
 def _in_plane_vectors(s: Structure, miller: Sequence[int]) -> np.ndarray:
     """In-plane lattice vectors as CoherentInterfaceBuilder sees them (SlabGenerator, shift 0)."""
     from pymatgen.core.surface import SlabGenerator
@@ -353,26 +364,134 @@ def enumerate_interfaces(
         bad = [t for t in terms if t not in cib.terminations]
         if bad:
             raise BuildError(f"unknown termination(s) {bad}; available: {cib.terminations}")
-        res.n_matches, res.n_terminations = len(cib.zsl_matches), len(terms)
-        total, done = len(terms) * len(cib.zsl_matches), 0
-        for term in terms:
-            ifaces = cib.get_interfaces(
-                term, gap=g, vacuum_over_film=vacuum, film_thickness=film_thickness,
-                substrate_thickness=substrate_thickness, in_layers=thickness_in_layers,
-            )
-            for i, (iface, mt) in enumerate(zip(ifaces, cib.zsl_matches)):
-                done += 1
-                fidx, sidx = list(iface.film_indices), list(iface.substrate_indices)
-                plain = Structure(iface.lattice, iface.species, iface.frac_coords)
-                s, fidx, sidx, gg = _finish(plain, fidx, sidx, vacuum, in_plane_shift_A)
-                rec = make_record(s, fidx, sidx, gg, mt, f"{term[0]} | {term[1]}")
-                keep(s, rec, i, term)
-                if progress:
-                    progress(done, total)
+        all_matches = list(cib.zsl_matches)
+        res.n_matches, res.n_terminations = len(all_matches), len(terms)
+        fv, sv = _in_plane_vectors(fs, fm), _in_plane_vectors(ss, sm)
+        # symmetry-equivalent duplicates (same supercell sizes and strain) are built once
+        uniq, seen = [], set()
+        for i, mt in enumerate(all_matches):
+            nf = int(round(abs(np.linalg.det(_t2d(fv, mt.film_sl_vectors)))))
+            ns = int(round(abs(np.linalg.det(_t2d(sv, mt.substrate_sl_vectors)))))
+            vm, pr = strain_of(mt)
+            key = (nf, ns, round(vm, 3), tuple(pr))
+            if key not in seen:
+                seen.add(key)
+                uniq.append((i, mt, nf, ns))
+        res.notes = f"{len(all_matches) - len(uniq)} symmetry-equivalent duplicate matches not rebuilt"
+        total, done = len(terms) * len(uniq), 0
+        try:
+            for term in terms:
+                n_f, n_s = _slab_counts(cib, fs, ss, fm, sm, term, film_thickness, substrate_thickness, thickness_in_layers)
+                kept = []
+                for i, mt, nf, ns in uniq:
+                    n_pred = n_f * nf + n_s * ns
+                    if max_atoms is not None and n_pred > max_atoms:
+                        vm, _ = strain_of(mt)
+                        res.skipped.append(
+                            f"match {i} termination {term}: {n_pred} atoms > max_atoms {max_atoms} "
+                            f"(strain {vm:.2f} %, area {mt.match_area:.1f} A^2) skipped"
+                        )
+                        done += 1
+                        continue
+                    kept.append((i, mt))
+                cib.zsl_matches = [mt for _, mt in kept]
+                if not kept:
+                    continue
+                ifaces = cib.get_interfaces(
+                    term, gap=g, vacuum_over_film=vacuum, film_thickness=film_thickness,
+                    substrate_thickness=substrate_thickness, in_layers=thickness_in_layers,
+                )
+                for (i, mt), iface in zip(kept, ifaces):
+                    done += 1
+                    fidx, sidx = list(iface.film_indices), list(iface.substrate_indices)
+                    plain = Structure(iface.lattice, iface.species, iface.frac_coords)
+                    s, fidx, sidx, gg = _finish(plain, fidx, sidx, vacuum, in_plane_shift_A)
+                    rec = make_record(s, fidx, sidx, gg, mt, f"{term[0]} | {term[1]}")
+                    keep(s, rec, i, term)
+                    if progress:
+                        progress(done, total)
+        finally:
+            cib.zsl_matches = all_matches
     res.candidates.sort(key=lambda c: (round(c.record.strain_percent or 0.0, 3), c.record.n_atoms))
     if max_candidates is not None:
         res.candidates = res.candidates[:max_candidates]
     return res
+
+
+def strain_between(film_sl: np.ndarray, sub_sl: np.ndarray) -> tuple[float, list[float]]:
+    """(von Mises %, principal %) of the in-plane strain taking film supercell vectors onto the substrate's."""
+    from pymatgen.analysis.elasticity.strain import Strain
+
+    def frame(v):
+        v = np.asarray(v, float)[:, :3] if np.asarray(v).shape[1] >= 3 else np.hstack([v, np.zeros((2, 1))])
+        x = v[0] / np.linalg.norm(v[0])
+        n = np.cross(v[0], v[1])
+        y = np.cross(n / np.linalg.norm(n), x)
+        return np.array([[v[0] @ x, v[0] @ y], [v[1] @ x, v[1] @ y]])
+
+    Fm, Sm = frame(film_sl), frame(sub_sl)
+    D = np.linalg.solve(Fm, Sm).T  # D @ f_i = s_i
+    E2 = 0.5 * (D.T @ D - np.eye(2))
+    E = np.zeros((3, 3))
+    E[:2, :2] = E2
+    w = np.linalg.eigvalsh(E2)
+    return float(Strain(E).von_mises_strain) * 100.0, [round(float(x) * 100.0, 3) for x in sorted(w)]
+
+
+def stack_layers(
+    film: Structure | str,
+    substrate: Structure | str,
+    film_supercell: Sequence[Sequence[int]] = ((1, 0), (0, 1)),
+    substrate_supercell: Sequence[Sequence[int]] = ((1, 0), (0, 1)),
+    interlayer_distance: float = 3.2,
+    vacuum: float = 15.0,
+    in_plane_shift_A: Sequence[float] = (0.0, 0.0),
+) -> tuple[Structure, ModelRecord]:
+    """2D/2D stack with explicit in-plane supercells (rows: new a, b in units of the layer's a, b).
+
+    The film is strained onto the substrate supercell; the gap between the facing atomic planes is
+    `interlayer_distance`. Use when ZSL's tolerances cannot express a small commensurate cell (e.g.
+    sqrt3 x sqrt3 R30 VS2 on 2x2 V2CO2).
+    """
+    fs, fname = resolve_structure(film)
+    ss, sname = resolve_structure(substrate)
+    for st, nm in ((fs, fname), (ss, sname)):
+        if not is_2d_layer(st, (0, 0, 1)):
+            raise BuildError(f"{nm} is not a 2D layer with vacuum along c: stack_layers needs two layers")
+    Tf, Ts = np.array(film_supercell, int), np.array(substrate_supercell, int)
+    if Tf.shape != (2, 2) or Ts.shape != (2, 2) or np.linalg.det(Tf) <= 0 or np.linalg.det(Ts) <= 0:
+        raise BuildError("film_supercell / substrate_supercell must be 2x2 integer matrices with positive determinant")
+
+    class _M:  # the two attributes _stack_2d reads
+        film_sl_vectors = Tf @ fs.lattice.matrix[:2]
+        substrate_sl_vectors = Ts @ ss.lattice.matrix[:2]
+
+    s, fidx, sidx = _stack_2d(fs, ss, _M, interlayer_distance)
+    s, fidx, sidx, gg = _finish(s, fidx, sidx, vacuum, in_plane_shift_A)
+    vm, pr = strain_between(_M.film_sl_vectors, _M.substrate_sl_vectors)
+    area = float(np.linalg.norm(np.cross(s.lattice.matrix[0], s.lattice.matrix[1])))
+    rec = record(
+        s,
+        system=f"{fname}/{sname}",
+        kind="interface",
+        film=fname,
+        substrate=sname,
+        film_miller=[0, 0, 1],
+        substrate_miller=[0, 0, 1],
+        strain_percent=round(vm, 4),
+        strain_principal_percent=pr,
+        strained_side="film",
+        area_A2=round(area, 3),
+        termination=f"{fs.composition.reduced_formula}/{ss.composition.reduced_formula} (2D layers)",
+        interlayer_distance_A=round(gg, 4),
+        fragments={"film": fidx, "substrate": sidx},
+        needs_dipole_correction=True,
+        notes=(
+            f"2D/2D stack, film supercell {Tf.tolist()} strained onto substrate supercell {Ts.tolist()}; "
+            f"vacuum {vacuum} A; registry shift {tuple(in_plane_shift_A)} A"
+        ),
+    )
+    return s, rec
 
 
 def build_interface(*args: Any, rank: int = 0, **kw: Any) -> tuple[Structure, ModelRecord]:
