@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
 
 from hetero.cli_build import app as build_app
 from hetero.cli_structures import app as structures_app
@@ -10,6 +13,32 @@ from hetero.cli_structures import app as structures_app
 app = typer.Typer(help="Build, compute and screen battery heterostructures.", no_args_is_help=True)
 app.add_typer(structures_app, name="structures", help="The material library and user structures.")
 app.add_typer(build_app, name="build", help="Interfaces, slabs, adsorption sites and migration paths.")
+console = Console()
+
+
+@app.command()
+def run(
+    campaign: Path = typer.Argument(..., help="campaign file, e.g. workflows/na_vn001.yaml"),
+    preset: str = typer.Option(None, help="compute preset (configs/gpaw/*.yaml): fast | standard | ..."),
+    runs_dir: Path = typer.Option(Path("runs"), help="where run folders and the store live"),
+    size: str = typer.Option(None, help="model size from the builder preset: fast | standard"),
+    cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
+):
+    """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json."""
+    import os
+
+    from hetero.campaigns import CampaignError, run_campaign
+    from hetero.engines.gpaw import ModelTooLargeError, PresetError
+
+    if cores:
+        os.environ["HETERO_CORES"] = str(cores)
+    try:
+        root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size)
+    except (CampaignError, PresetError, ModelTooLargeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(f"[green]done[/green]: results in {root}/store.json")
+
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,46 @@
+"""Bader charges on a periodic all-electron density (engine-free; baderkit does the partitioning).
+
+baderkit is used as a library (its numba kernels are fast once compiled; the first compile takes
+minutes and is cached on disk). We feed it the all-electron density: on the pseudo density a light
+ion such as Li gets no basin of its own (measured). Core electrons are then subtracted per atom so
+the charges are valence counts comparable with VASP's AECCAR0+AECCAR2 convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymatgen.core import Structure
+
+
+def bader_electrons(structure: Structure, rho_e_per_A3: np.ndarray) -> np.ndarray:
+    """Electrons in each atom's Bader basin for a density on the periodic grid of `structure`."""
+    from baderkit import Bader, Grid
+    from baderkit import Structure as BkStructure
+
+    bk_structure = BkStructure.from_dict(structure.as_dict())
+    grid = Grid(structure=bk_structure, data={"total": np.asarray(rho_e_per_A3) * structure.volume})
+    # vacuum_tol=False: the default vacuum cut dropped ~0.01 e on slabs (measured)
+    return np.asarray(Bader(charge_grid=grid, vacuum_tol=False).atom_charges, dtype=float)
+
+
+def bader_analysis(
+    structure: Structure,
+    rho_all_electron: np.ndarray,
+    core_electrons: list[float],
+    valence: list[float],
+    fragments: dict[str, list[int]] | None = None,
+) -> dict:
+    """Valence electrons per basin, net charges (+ = lost electrons) and the sum per fragment."""
+    electrons_all = bader_electrons(structure, rho_all_electron)
+    electrons = electrons_all - np.asarray(core_electrons, dtype=float)
+    net = np.asarray(valence, dtype=float) - electrons
+    fragments = fragments or {}
+    return {
+        "symbols": [sp.symbol for sp in structure.species],
+        "electrons": electrons.tolist(),
+        "valence": [float(v) for v in valence],
+        "net_charge": net.tolist(),
+        "fragments": fragments,
+        "fragment_charge": {name: float(net[idx].sum()) for name, idx in fragments.items()},
+        "total_electrons": float(electrons.sum()),
+    }

@@ -1,0 +1,171 @@
+"""Campaign files (workflows/*.yaml): one screening campaign each, run locally with a persistent store.
+
+A campaign names a model (a builder preset, optionally a surface supercell), an ion, the steps, the
+compute preset, and the published values of the study it reproduces (for side-by-side comparison,
+never as targets). Runs live in `<runs>/<campaign>-<preset>/` with the JobStore in `store.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from hetero.flows.adsorption import ALL_STEPS, AdsorptionFlowMaker
+
+
+class CampaignError(ValueError):
+    pass
+
+
+class ModelSpec(BaseModel, extra="forbid"):
+    preset: str
+    size: str | None = None  # fast | standard; default follows the compute preset
+    surface_supercell: list[list[int]] | None = None  # in-plane 2x2 integer matrix
+
+
+class Campaign(BaseModel, extra="forbid"):
+    name: str
+    title: str = ""
+    study: str = ""
+    model: ModelSpec
+    ion: str
+    sites: list[str] | str = "all"
+    steps: list[str] = Field(default_factory=lambda: list(ALL_STEPS))
+    references: list[str] = Field(default_factory=lambda: ["bulk", "atom"])
+    engine: str = "gpaw"
+    preset: str = "fast"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    published: dict[str, Any] = Field(default_factory=dict)
+    notes: str = ""
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    path = Path(path)
+    if not path.exists():
+        raise CampaignError(f"campaign file {path} not found; campaigns live in workflows/*.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CampaignError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        camp = Campaign(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise CampaignError(f"{path}: field '{where}': {first['msg']}") from exc
+    bad = [s for s in camp.steps if s not in ALL_STEPS]
+    if bad:
+        raise CampaignError(f"{path}: unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
+    return camp
+
+
+def build_host(camp: Campaign, size: str):
+    from hetero.build.presets import get_preset
+
+    slab, record = get_preset(camp.model.preset, size)
+    if camp.model.surface_supercell:
+        m = camp.model.surface_supercell
+        slab = slab.copy()
+        slab.make_supercell([[m[0][0], m[0][1], 0], [m[1][0], m[1][1], 0], [0, 0, 1]])
+        record = record.model_copy(
+            update={"system": f"{record.system}-{m[0][0]}{m[0][1]}{m[1][0]}{m[1][1]}", "n_atoms": len(slab)}
+        )
+        record.notes += f" Surface supercell {m} applied: {len(slab)} atoms, {slab.lattice.a:.3f} x {slab.lattice.b:.3f} A."
+    return slab, record
+
+
+def build_sites(camp: Campaign, slab):
+    from hetero.build.sites import find_sites, place_ion
+
+    sites = find_sites(slab, camp.ion)
+    if camp.sites != "all":
+        wanted = set(camp.sites)
+        missing = wanted - {s.label for s in sites}
+        if missing:
+            raise CampaignError(f"sites {sorted(missing)} not found; this model has {[s.label for s in sites]}")
+        sites = [s for s in sites if s.label in wanted]
+    return [{"label": s.label, "site": s, "structure": place_ion(slab, s, camp.ion)} for s in sites]
+
+
+def run_folder(camp: Campaign, preset: str, runs_dir: str | Path = "runs") -> Path:
+    return Path(runs_dir) / f"{camp.name}-{preset}"
+
+
+def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
+    from hetero.structures import load_structure
+
+    size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
+    slab, record = build_host(camp, size)
+    sites = build_sites(camp, slab)
+    try:
+        ion_bulk = load_structure(camp.ion)
+    except Exception:  # library without the metal: ASE's reference crystal (experimental lattice constant)
+        from ase.build import bulk
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
+    engine = {"name": camp.engine, "preset": preset, "overrides": camp.overrides}
+    maker = AdsorptionFlowMaker(engine=engine, steps=tuple(camp.steps), references=tuple(camp.references))
+    flow = maker.make(slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk)
+    models = {
+        "host": record.model_dump(),
+        "sites": [{"label": s["label"], **s["site"].as_dict()} for s in sites],
+        "ion_bulk": ion_bulk.as_dict() if ion_bulk is not None else None,
+    }
+    return flow, models
+
+
+def open_store(path: Path, read_only: bool = False):
+    from jobflow import JobStore
+    from maggma.stores import JSONStore
+
+    if not read_only and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("[]")
+    docs = JSONStore(str(path), read_only=read_only)
+    return JobStore(docs)
+
+
+def run_campaign(
+    path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True
+) -> Path:
+    """Build the models, run the flow locally (cached steps are skipped) and write the store."""
+    from jobflow.managers.local import run_locally
+
+    camp = load_campaign(path)
+    preset = preset or camp.preset
+    from hetero.engines import get_engine
+
+    get_engine(camp.engine, preset, camp.overrides)  # validates preset name and override keys early
+    root = run_folder(camp, preset, runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    flow, models = make_flow(camp, preset, root, size)
+    (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
+    (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), "preset_used": preset}, indent=1))
+    store_path = root / "store.json"
+    if store_path.exists():  # results live in the run folders; the store is rebuilt from them
+        shutil.copy(store_path, root / "store.previous.json")
+        store_path.unlink()
+    store = open_store(store_path)
+    t0 = time.time()
+    responses = run_locally(flow, store=store, log=log, ensure_success=False)
+    wall = time.time() - t0
+    (root / "run_summary.json").write_text(
+        json.dumps({"wall_s": wall, "jobs_finished": len(responses), "jobs_in_flow": len(flow.jobs)}, indent=1)
+    )
+    return root
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    return str(obj)

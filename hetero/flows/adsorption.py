@@ -1,0 +1,158 @@
+"""The adsorption chain for one host and one ion: host, references, every site, CDD, Bader, NEB.
+
+host slab: relax -> static -> DOS, Bader, work function
+references: bulk metal (per atom) and isolated atom, same engine settings family
+each distinct site: relax -> static -> DOS, Bader (host/ion fragments), CDD, work function, E_ads
+NEB: from the most stable site to the nearest site of another kind, endpoints from the site results
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from jobflow import Flow, Maker, Response, job
+from pymatgen.core import Lattice, Structure
+
+from hetero.flows.jobs import (
+    CddMaker,
+    NebMaker,
+    RelaxMaker,
+    StaticMaker,
+    adsorption_job,
+    bader_job,
+    dos_job,
+    reference_energy_job,
+    workfunction_job,
+)
+
+ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "adsorption", "neb")
+
+
+def _fixed(structure: Structure) -> list[int]:
+    sd = structure.site_properties.get("selective_dynamics")
+    return [i for i, f in enumerate(sd) if not any(f)] if sd else []
+
+
+def isolated_atom(element: str, box_A: float) -> Structure:
+    # slightly non-cubic box: avoids spurious degeneracies of a spherical atom in a cubic cell
+    return Structure(Lattice.orthorhombic(box_A, box_A + 0.5, box_A + 1.0), [element], [[0.5, 0.5, 0.5]])
+
+
+@dataclass
+class AdsorptionFlowMaker(Maker):
+    name: str = "adsorption"
+    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    steps: tuple[str, ...] = ALL_STEPS
+    references: tuple[str, ...] = ("bulk", "atom")
+
+    def make(
+        self,
+        host: Structure,
+        system: str,
+        ion: str,
+        sites: list[dict],
+        run_root: str,
+        ion_bulk: Structure | None = None,
+    ) -> Flow:
+        """`sites`: [{"label": str, "structure": Structure with the ion last}, ...]."""
+        jobs = []
+        relax = RelaxMaker(engine=self.engine, asymmetric_slab=True)
+        static = StaticMaker(engine=self.engine, asymmetric_slab=True)
+        outputs = []
+
+        host_relax = relax.make(host, system, "host", run_root)
+        host_relax.name = "relax host"
+        host_static = static.make(host_relax.output.structure, system, "host", run_root)
+        host_static.name = "static host"
+        jobs += [host_relax, host_static]
+        jobs += self._analyses(host_static, None, run_root, "host")
+
+        mu = {"bulk": None, "atom": None}
+        if "bulk" in self.references and ion_bulk is not None:
+            bulk_static = StaticMaker(engine=self.engine, outputs=()).make(ion_bulk, f"{ion}-bulk", "reference", run_root)
+            bulk_static.name = f"static {ion} bulk metal"
+            mu_bulk = reference_energy_job(bulk_static.output, len(ion_bulk))
+            mu_bulk.name = f"mu {ion} bulk"
+            jobs += [bulk_static, mu_bulk]
+            mu["bulk"] = mu_bulk.output
+        if "atom" in self.references:
+            atom_engine = dict(self.engine)
+            atom_engine["overrides"] = {**self.engine.get("overrides", {}), "kpts": [1, 1, 1], "spinpol": True}
+            box = 12.0
+            atom_static = StaticMaker(engine=atom_engine, outputs=()).make(
+                isolated_atom(ion, box), f"{ion}-atom", "reference", run_root
+            )
+            atom_static.name = f"static {ion} atom"
+            mu_atom = reference_energy_job(atom_static.output, 1)
+            mu_atom.name = f"mu {ion} atom"
+            jobs += [atom_static, mu_atom]
+            mu["atom"] = mu_atom.output
+
+        ads_outputs = []
+        for site in sites:
+            s: Structure = site["structure"]
+            label = f"{ion}@{site['label']}"
+            ion_index = len(s) - 1
+            frags = {"host": list(range(len(s) - 1)), "ion": [ion_index]}
+            r = relax.make(s, system, label, run_root)
+            r.name = f"relax {label}"
+            st = static.make(r.output.structure, system, label, run_root)
+            st.name = f"static {label}"
+            jobs += [r, st]
+            jobs += self._analyses(st, frags, run_root, label)
+            if "adsorption" in self.steps:
+                ads = adsorption_job(st.output, host_static.output, ion, site["label"], mu["bulk"], mu["atom"], ion_index)
+                ads.name = f"E_ads {label}"
+                jobs.append(ads)
+                ads_outputs.append(ads.output)
+        if "neb" in self.steps and len(ads_outputs) >= 2:
+            pick = neb_from_best_site(ads_outputs, self.engine, _fixed(host), system, ion, run_root)
+            pick.name = "select NEB path"
+            jobs.append(pick)
+        return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
+
+    def _analyses(self, static_job, fragments, run_root, label) -> list:
+        out = []
+        if "dos" in self.steps:
+            j = dos_job(static_job.output, fragments)
+            j.name = f"DOS {label}"
+            out.append(j)
+        if "bader" in self.steps:
+            j = bader_job(static_job.output, fragments)
+            j.name = f"Bader {label}"
+            out.append(j)
+        if "workfunction" in self.steps:
+            j = workfunction_job(static_job.output)
+            j.name = f"work function {label}"
+            out.append(j)
+        if "cdd" in self.steps and fragments:
+            j = CddMaker(engine=self.engine).make(static_job.output, fragments, run_root)
+            j.name = f"CDD {label}"
+            out.append(j)
+        return out
+
+
+@job
+def neb_from_best_site(ads_docs: list[dict], engine: dict, fixed: list[int], system: str, ion: str, run_root: str):
+    """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind."""
+    docs = sorted(ads_docs, key=lambda d: d["e_total_eV"])
+    best = docs[0]
+    s0 = Structure.from_dict(best["structure"])
+    ion_index = len(s0) - 1
+
+    def ion_distance(doc: dict) -> float:
+        s1 = Structure.from_dict(doc["structure"])
+        d = s1.frac_coords[ion_index] - s0.frac_coords[ion_index]
+        d -= np.round(d)
+        return float(np.linalg.norm(s0.lattice.get_cartesian_coords(d)))
+
+    candidates = [d for d in docs[1:] if ion_distance(d) > 0.5]  # a site that relaxed onto best is no path
+    if not candidates:
+        return None
+    end = min(candidates, key=ion_distance)
+    neb = NebMaker(engine=engine).make(
+        {**best, "site": best["site"]}, {**end, "site": end["site"]}, ion_index, fixed, system, ion, run_root
+    )
+    neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"
+    return Response(addition=Flow([neb]), output={"path": f"{best['site']}->{end['site']}"})

@@ -1,0 +1,290 @@
+"""jobflow Makers for the chain's steps (atomate2's pattern: dataclass makers with an engine field).
+
+Each job runs one engine task in `<run_root>/<system>/<label>/` and returns a schema document. The
+engine caches by task hash, so a re-run of a campaign returns stored results without recomputing.
+Swapping engines = changing the `engine` field (GPAW here; VASP or an MLIP share the contract).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jobflow import Maker, job
+from pymatgen.core import Structure
+
+from hetero import __version__
+from hetero.analysis.bader import bader_analysis
+from hetero.analysis.cdd import cdd_analysis, write_volumetric
+from hetero.analysis.descriptors import adsorption_energy
+from hetero.analysis.dos import reduce_dos
+from hetero.analysis.neb import barrier, hop_length
+from hetero.analysis.workfunction import NoVacuumError, work_function
+from hetero.engines import get_engine
+from hetero.engines.gpaw import structure_from_atoms_dict
+from hetero.schemas import (
+    AdsorptionDoc,
+    BaderDoc,
+    CalcDoc,
+    CddDoc,
+    DosDoc,
+    NebDoc,
+    Provenance,
+    WorkFunctionDoc,
+)
+
+
+def _base_dir(run_root: str, system: str, label: str) -> Path:
+    safe = lambda s: "".join(c if c.isalnum() or c in "-_.@" else "_" for c in s)  # noqa: E731
+    return Path(run_root) / safe(system) / safe(label or "main")
+
+
+def _provenance(engine, result: dict) -> Provenance:
+    return Provenance(
+        engine=engine.name,
+        engine_version=result.get("engine_version", ""),
+        settings=result.get("settings", {}),
+        settings_hash=result.get("settings_hash", ""),
+        run_dir=result.get("run_dir", ""),
+        wall_s=result.get("wall_s"),
+        cores=result.get("cores"),
+        hetero_version=__version__,
+    )
+
+
+def _calc_doc(engine, result: dict, system: str, label: str, step: str) -> CalcDoc:
+    final = structure_from_atoms_dict(result["atoms"])
+    return CalcDoc(
+        system=system,
+        label=label,
+        step=step,
+        formula=final.composition.formula.replace(" ", ""),
+        n_atoms=len(final),
+        energy_eV=result["energy_eV"],
+        forces_max_eV_A=result.get("forces_max_eV_A"),
+        fermi_eV=result.get("fermi_eV"),
+        n_scf=result.get("n_scf"),
+        n_ionic_steps=result.get("n_ionic_steps"),
+        converged=result.get("converged", True),
+        magmom_total=result.get("magmom_total"),
+        structure=final.as_dict(),
+        files={k: str(Path(result["run_dir"]) / v) for k, v in result.get("files", {}).items()},
+        provenance=_provenance(engine, result),
+    )
+
+
+@dataclass
+class RelaxMaker(Maker):
+    """Relax atoms (fixed ones honoured); optional MLIP pre-relaxation (never reported)."""
+
+    name: str = "relax"
+    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    asymmetric_slab: bool = False
+
+    @job
+    def make(self, structure: Structure, system: str, label: str, run_root: str) -> CalcDoc:
+        engine = get_engine(**self.engine)
+        start = structure
+        mlip = engine.settings.get("prerelax_mlip")
+        if mlip:
+            from hetero.engines.mlip import prerelax
+
+            start = prerelax(structure, model=mlip)
+        result = engine.relax(start, _base_dir(run_root, system, label), asymmetric_slab=self.asymmetric_slab)
+        doc = _calc_doc(engine, result, system, label, "relax")
+        return doc
+
+
+@dataclass
+class StaticMaker(Maker):
+    """SCF at fixed geometry: energy, densities (pseudo + all-electron), planar potential and DOS."""
+
+    name: str = "static"
+    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    asymmetric_slab: bool = False
+    outputs: tuple[str, ...] = ("density", "potential", "dos")
+
+    @job
+    def make(self, structure: Structure | dict, system: str, label: str, run_root: str) -> CalcDoc:
+        if isinstance(structure, dict):
+            structure = Structure.from_dict(structure)
+        engine = get_engine(**self.engine)
+        result = engine.static(
+            structure, _base_dir(run_root, system, label), outputs=self.outputs, asymmetric_slab=self.asymmetric_slab
+        )
+        return _calc_doc(engine, result, system, label, "static")
+
+
+def _result_json(calc: dict) -> dict:
+    return json.loads((Path(calc["provenance"]["run_dir"]) / "result.json").read_text())
+
+
+@job
+def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> DosDoc:
+    """Total, per-element and per-fragment DOS from a static run's saved arrays (E_F at 0)."""
+    data = np.load(calc["files"]["dos"])
+    structure = Structure.from_dict(calc["structure"])
+    res = _result_json(calc)
+    reduced = reduce_dos(
+        data["energies"],
+        data["total"],
+        data["per_atom"],
+        [sp.symbol for sp in structure.species],
+        fragments,
+        broadening_eV=calc["provenance"]["settings"].get("dos_width_eV", 0.1),
+    )
+    return DosDoc(
+        system=calc["system"],
+        label=calc["label"],
+        fermi_eV=res.get("dos_fermi_eV", calc["fermi_eV"]),
+        n_valence=float(sum(res["valence"])),
+        provenance=Provenance(**calc["provenance"]),
+        **reduced,
+    )
+
+
+@job
+def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> BaderDoc:
+    structure = Structure.from_dict(calc["structure"])
+    rho = np.load(calc["files"]["density"])["all_electron"]
+    res = _result_json(calc)
+    out = bader_analysis(structure, rho, res["core_electrons"], res["valence"], fragments)
+    return BaderDoc(system=calc["system"], label=calc["label"], provenance=Provenance(**calc["provenance"]), **out)
+
+
+@job
+def workfunction_job(calc: dict) -> WorkFunctionDoc | None:
+    structure = Structure.from_dict(calc["structure"])
+    res = _result_json(calc)
+    v = np.asarray(res["planar_potential_eV"])
+    length = structure.lattice.c
+    z = np.arange(len(v)) * length / len(v)
+    try:
+        wf = work_function(z, v, res["fermi_eV"], cell_length=length, atom_z=structure.cart_coords[:, 2])
+    except NoVacuumError:
+        return None
+    return WorkFunctionDoc(
+        system=calc["system"],
+        label=calc["label"],
+        z_A=z.tolist(),
+        planar_potential_eV=v.tolist(),
+        fermi_eV=res["fermi_eV"],
+        vacuum_top_eV=wf.vacuum_top_eV,
+        vacuum_bottom_eV=wf.vacuum_bottom_eV,
+        work_function_top_eV=wf.work_function_top_eV,
+        work_function_bottom_eV=wf.work_function_bottom_eV,
+        provenance=Provenance(**calc["provenance"]),
+    )
+
+
+@dataclass
+class CddMaker(Maker):
+    """rho_AB - rho_A - rho_B: fragments frozen at the AB geometry, computed on AB's grid."""
+
+    name: str = "cdd"
+    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+
+    @job
+    def make(self, calc_ab: dict, fragments: dict[str, list[int]], run_root: str) -> CddDoc:
+        engine = get_engine(**self.engine)
+        structure = Structure.from_dict(calc_ab["structure"])
+        res_ab = _result_json(calc_ab)
+        settings = dict(res_ab["settings"])
+        rho = {}
+        for name, idx in fragments.items():
+            frag = Structure.from_sites([structure[i] for i in idx])
+            frag_settings = dict(settings)
+            if frag_settings.get("spinpol") or len(frag) == 1:
+                # an isolated ion fragment (e.g. Na) has an odd electron count: let it polarise
+                frag_settings["spinpol"] = frag_settings.get("spinpol") or len(frag) == 1
+            r = engine.static(
+                frag,
+                _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"),
+                outputs=("density",),
+                gpts=res_ab["gpts"],
+                settings_override=frag_settings,
+            )
+            rho[name] = np.load(Path(r["run_dir"]) / r["files"]["density"])["pseudo"]
+        rho_ab = np.load(calc_ab["files"]["density"])["pseudo"]
+        names = list(fragments)
+        delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
+        out_dir = Path(calc_ab["provenance"]["run_dir"])
+        files = {"chgcar": str(out_dir / "CDD_CHGCAR"), "cube": str(out_dir / "cdd.cube"), "grid": str(out_dir / "cdd.npz")}
+        write_volumetric(structure, delta, files["chgcar"], files["cube"])
+        np.savez_compressed(files["grid"], delta=delta.astype(np.float32), cell=structure.lattice.matrix)
+        doc.pop("transfer_direction")
+        return CddDoc(
+            system=calc_ab["system"], label=calc_ab["label"], files=files,
+            provenance=Provenance(**calc_ab["provenance"]), **doc
+        )
+
+
+@job
+def reference_energy_job(calc: dict, n_ions: int) -> float:
+    """Energy per ion atom of a reference calculation (bulk metal cell or isolated atom)."""
+    return calc["energy_eV"] / n_ions
+
+
+@job
+def adsorption_job(
+    calc: dict, host: dict, ion: str, site: str, mu_bulk: float | None, mu_atom: float | None,
+    ion_index: int, n_ions: int = 1, uuid: str = "",
+) -> AdsorptionDoc:
+    structure = Structure.from_dict(calc["structure"])
+    top_host = max(structure.cart_coords[i, 2] for i in range(len(structure)) if i != ion_index)
+    e_bulk = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_bulk, n_ions) if mu_bulk is not None else None
+    e_atom = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_atom, n_ions) if mu_atom is not None else None
+    return AdsorptionDoc(
+        system=host["system"], ion=ion, site=site, n_ions=n_ions,
+        e_total_eV=calc["energy_eV"], e_host_eV=host["energy_eV"], mu_bulk_eV=mu_bulk, mu_atom_eV=mu_atom,
+        e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
+        height_A=float(structure.cart_coords[ion_index, 2] - top_host), calc_uuid=uuid,
+        structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
+    )
+
+
+@dataclass
+class NebMaker(Maker):
+    """CI-NEB between two relaxed adsorption results; endpoints are taken, never recomputed."""
+
+    name: str = "neb"
+    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    asymmetric_slab: bool = True
+
+    @job
+    def make(
+        self, start: dict, end: dict, ion_index: int, fixed: list[int], system: str, ion: str, run_root: str
+    ) -> NebDoc:
+        from hetero.build.images import interpolate_images
+
+        engine = get_engine(**self.engine)
+        s0 = Structure.from_dict(start["structure"])
+        s1 = Structure.from_dict(end["structure"])
+        n_images = int(engine.settings.get("neb_images", 3))
+        images = interpolate_images(s0, s1, n_images)
+        for im in images:
+            im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+        label = f"neb-{start['site']}-{end['site']}"
+        result = engine.neb(
+            images, [start["e_total_eV"], end["e_total_eV"]], _base_dir(run_root, system, label),
+            asymmetric_slab=self.asymmetric_slab,
+        )
+        e_rel = [e - result["energies_eV"][0] for e in result["energies_eV"]]
+        spline_rel = [e - result["energies_eV"][0] for e in result["spline_e_eV"]]
+        return NebDoc(
+            system=system, ion=ion, path=f"{start['site']}->{end['site']}",
+            reaction_coord_A=result["reaction_coord_A"], energies_eV=e_rel,
+            spline_x_A=result["spline_x_A"], spline_e_eV=spline_rel,
+            barrier_eV=barrier(e_rel, spline_rel),
+            hop_length_A=hop_length(s0.cart_coords, s1.cart_coords, ion_index, s0.lattice.matrix),
+            endpoint_energies_eV=[start["e_total_eV"], end["e_total_eV"]],
+            converged=result.get("converged", False),
+            provenance=_provenance(engine, result),
+        )
+
+
+def engine_spec(name: str = "gpaw", preset: str = "fast", **overrides: Any) -> dict:
+    return {"name": name, "preset": preset, "overrides": overrides}
