@@ -94,7 +94,7 @@ def _idpp(start: Structure, end: Structure, n_images: int, ion_index: int) -> li
     images = [a0] + [a0.copy() for _ in range(n_images)] + [a1]
     for im in images:
         im.set_constraint(FixAtoms(indices=fixed))
-    neb = NEB(images)
+    neb = NEB(images, method="improvedtangent")
     try:
         neb.interpolate(method="idpp", mic=True)
     except TypeError:  # older ASE
