@@ -1,0 +1,101 @@
+import warnings
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from hetero.build import BuildError, find_sites, get_preset, vn001_na
+from hetero.build.common import resolve_structure
+from hetero.build.interfaces import enumerate_interfaces
+from hetero.build.paths import _min_pair_distance, find_interlayer_sites, find_paths
+from hetero.build.presets import MAX_ATOMS, PRESETS
+
+warnings.filterwarnings("ignore")
+
+
+def _available(name):
+    try:
+        resolve_structure(name)
+        return True
+    except Exception:
+        return False
+
+
+def _comp_ok(s, rec):
+    f, _ = resolve_structure(rec.film if rec.film != "VN" else "VN")
+    comp_f = Composition({str(s[i].specie): 0 for i in []})
+    film = Composition(" ".join(str(s[i].specie) for i in rec.fragments["film"]))
+    sub = Composition(" ".join(str(s[i].specie) for i in rec.fragments["substrate"]))
+    return film, sub
+
+
+@pytest.mark.parametrize("name", ["vs2_v2co2", "vs2_v2coh2", "vs2_v2cf2", "v2o5_cu2v2o7", "v5s8_sb2s3"])
+@pytest.mark.parametrize("model", ["fast", "standard"])
+def test_interface_presets(name, model):
+    from hetero.build.presets import JUNCTIONS, JUNCTION_TOL, MXENE
+
+    if name in JUNCTIONS and not all(_available(n) for n in (JUNCTIONS[name][0], JUNCTIONS[name][2])):
+        pytest.skip(f"library lacks a structure for {name}")
+    s, rec = get_preset(name, model)
+    assert len(s) == rec.n_atoms <= MAX_ATOMS[model]
+    # composition conserved: each fragment is a whole number of its parent's formula units
+    for frag, parent in (("film", rec.film), ("substrate", rec.substrate)):
+        p, _ = resolve_structure(parent)
+        c = Composition(" ".join(str(s[i].specie) for i in rec.fragments[frag]))
+        assert c.reduced_formula == p.composition.reduced_formula
+    assert sorted(rec.fragments["film"] + rec.fragments["substrate"]) == list(range(len(s)))
+    assert rec.strain_percent is not None and rec.strain_percent < 5.0
+    if name in MXENE:
+        assert 3.0 <= rec.interlayer_distance_A <= 3.5
+    if name in JUNCTIONS:
+        assert max(abs(x) for x in rec.strain_principal_percent) <= 100 * JUNCTION_TOL["max_length_tol"] * 2.2
+    assert _min_pair_distance(s) > 0.9  # O-H bonds of V2C(OH)2 are 0.97 A
+    assert np.allclose(s.lattice.matrix[2][:2], 0)
+
+
+def test_enumeration_ranked_and_skips():
+    res = enumerate_interfaces("VS2_1L", "V2CO2", max_area=150, max_atoms=100)
+    keys = [(round(c.record.strain_percent, 3), c.record.n_atoms) for c in res.candidates]
+    assert keys == sorted(keys)
+    assert all(c.record.n_atoms <= 100 for c in res.candidates)
+    assert any("max_atoms" in m for m in res.skipped)
+
+
+def test_interface_errors():
+    vn = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.14), ["V", "N"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(BuildError, match="max_length_tol"):
+        enumerate_interfaces("V2O5", vn, (1, 0, 1), (0, 0, 1), max_area=80)
+    with pytest.raises(BuildError, match="Miller"):
+        enumerate_interfaces("V2O5", vn, (0, 0, 0), (0, 0, 1))
+    with pytest.raises(BuildError):
+        enumerate_interfaces("VS2_1L", vn, (0, 0, 1), (0, 0, 1))
+    with pytest.raises(BuildError):
+        get_preset("nope")
+    with pytest.raises(BuildError):
+        get_preset("vn001_na", "huge")
+
+
+def test_vn_paths():
+    s, _ = vn001_na("fast")
+    sites = find_sites(s, "Na")
+    labels = {x.label for x in sites}
+    paths = find_paths(s, sites, "Na", max_hop=3.0, n_images=5)
+    assert paths
+    for p in paths:
+        assert p.start.label in labels and p.end.label in labels
+        assert len(p.images) == 7
+        assert min(_min_pair_distance(im) for im in p.images) > 1.0
+        ion0, ion1 = p.images[0][p.ion_index].coords, p.images[-1][p.ion_index].coords
+        assert np.linalg.norm(ion1 - ion0) == pytest.approx(p.hop_length_A, abs=1e-3)
+    assert len({p.label for p in paths}) == len(paths)
+
+
+def test_interlayer_sites_and_paths():
+    s, rec = get_preset("vs2_v2co2", "fast")
+    gs = find_interlayer_sites(s, rec.fragments, "Li")
+    assert gs and all(x.label.startswith("gap-") for x in gs)
+    zf = s.cart_coords[rec.fragments["film"], 2].min()
+    zs = s.cart_coords[rec.fragments["substrate"], 2].max()
+    assert all(zs < x.cart_coords[2] < zf for x in gs)
+    ps = find_paths(s, gs, "Li", max_hop=2.5, n_images=3)
+    assert ps and all(min(_min_pair_distance(im) for im in p.images) > 1.0 for p in ps)
