@@ -1,0 +1,109 @@
+"""The whole chain with real GPAW on a tiny model: Na on an 8-atom VN(001) slab (fast, coarse settings).
+
+One session-scoped run feeds every assertion; a second run checks that finished work is skipped.
+Set HETERO_CHAIN_RUNS to a folder to keep (and reuse) the run between pytest sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gpaw")
+
+from hetero.campaigns import load_campaign, run_campaign, run_folder  # noqa: E402
+from hetero.table import iter_documents  # noqa: E402
+
+pytestmark = pytest.mark.dft
+CAMPAIGN = Path(__file__).parent / "data" / "na_vn001_tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def chain_root(tmp_path_factory) -> Path:
+    runs = Path(os.environ.get("HETERO_CHAIN_RUNS") or tmp_path_factory.mktemp("runs"))
+    return run_campaign(CAMPAIGN, runs_dir=runs, log=False)
+
+
+@pytest.fixture(scope="session")
+def docs(chain_root) -> dict[str, list[dict]]:
+    by_type: dict[str, list[dict]] = {}
+    for d in iter_documents(chain_root / "store.json"):
+        out = d.get("output") if "output" in d else d
+        if isinstance(out, dict) and "doc_type" in out:
+            by_type.setdefault(out["doc_type"], []).append(out)
+    return by_type
+
+
+def test_every_step_produced_documents(docs):
+    assert len(docs["adsorption"]) == 2
+    assert {d["label"] for d in docs["bader"]} == {"host", "Na@top-V", "Na@hollow"}
+    assert len(docs["cdd"]) == 2
+    assert len(docs["neb"]) == 1
+
+
+def test_adsorption_energies_negative_and_finite(docs):
+    for d in docs["adsorption"]:
+        assert np.isfinite(d["e_ads_bulk_eV"]) and np.isfinite(d["e_ads_atom_eV"])
+        assert d["e_ads_bulk_eV"] < 0, d["site"]
+        # the isolated atom lies above the bulk metal by Na's cohesive energy (~1.1 eV): more negative
+        assert d["e_ads_atom_eV"] < d["e_ads_bulk_eV"] - 0.5
+        assert d["mu_bulk_eV"] < d["mu_atom_eV"]
+
+
+def test_bader_sums_to_valence_and_na_loses_charge(docs):
+    for d in docs["bader"]:
+        assert abs(d["total_electrons"] - sum(d["valence"])) < 0.05, d["label"]
+        if d["label"].startswith("Na@"):
+            na = d["fragment_charge"]["ion"]
+            assert 0.2 < na < 1.0  # Na donates part of its 3s electron to VN
+            assert d["fragment_charge"]["host"] == pytest.approx(-na, abs=0.05)
+
+
+def test_cdd_integrates_to_zero_and_moves_charge_to_the_host(docs):
+    for d in docs["cdd"]:
+        assert abs(d["integral_e"]) < 1e-3
+        # electrons flow from the ion to the host: negative A(host) -> B(ion) transfer
+        assert d["transferred_e"] < 0
+        assert Path(d["files"]["chgcar"]).stat().st_size > 0
+        assert Path(d["files"]["cube"]).stat().st_size > 0
+
+
+def test_dos_integrates_to_the_electron_count(docs):
+    for d in docs["dos"]:
+        assert d["is_metal"]  # VN is metallic, with or without Na
+        assert d["n_electrons_integrated"] == pytest.approx(d["n_valence"], rel=0.03)
+
+
+def test_na_lowers_the_work_function_of_its_side(docs):
+    by_label = {d["label"]: d for d in docs["work_function"]}
+    host = by_label["host"]
+    assert 3.0 < host["work_function_top_eV"] < 6.0
+    for label in ("Na@top-V", "Na@hollow"):
+        wf = by_label[label]
+        assert wf["work_function_top_eV"] < wf["work_function_bottom_eV"] - 0.3
+
+
+def test_neb_barrier_positive_with_endpoints_from_adsorption(docs):
+    neb = docs["neb"][0]
+    e_total = {d["site"]: d["e_total_eV"] for d in docs["adsorption"]}
+    start, end = neb["path"].split("->")
+    assert neb["endpoint_energies_eV"] == [e_total[start], e_total[end]]
+    assert neb["barrier_eV"] > 0
+    assert neb["energies_eV"][0] == 0.0
+    assert neb["hop_length_A"] > 0.5
+
+
+def test_rerun_skips_finished_work(chain_root):
+    logs = sorted(chain_root.rglob("worker.log"))
+    stamps = {p: p.stat().st_mtime for p in logs}
+    camp = load_campaign(CAMPAIGN)
+    root2 = run_campaign(CAMPAIGN, runs_dir=chain_root.parent, log=False)
+    assert root2 == run_folder(camp, camp.preset, chain_root.parent)
+    assert sorted(chain_root.rglob("worker.log")) == logs  # no new GPAW run
+    assert all(p.stat().st_mtime == stamps[p] for p in logs)
+    summary = json.loads((chain_root / "run_summary.json").read_text())
+    assert summary["jobs_finished"] >= summary["jobs_in_flow"]
