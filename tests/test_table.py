@@ -135,3 +135,18 @@ def test_table_from_vasp_fixture_documents(tmp_path):
     assert df.loc["Al", "is_metal"] and df.loc["hBN", "band_gap_eV"] > 4
     assert 5.0 < df.loc["MoS2", "work_function_eV"] < 6.5
     assert (df.status == "ok").all() and (df.engine == "vasp").all()
+
+
+def test_maggma_jsonstore_reader_agrees(tmp_path):
+    from hetero.table import _open_store, _read_store_file
+
+    docs = synthetic_docs()
+    p = docs_to_json_store(docs, tmp_path / "store.json")
+    store = _open_store(p)  # maggma JSONStore(path, read_only=True, key="uuid").connect()
+    via_maggma = list(store.query())
+    store.close()
+    direct = _read_store_file(p)
+    assert {d["uuid"] for d in via_maggma} == {d["uuid"] for d in direct}
+    a = build_table(via_maggma).sort_values(["system", "row_kind"]).reset_index(drop=True)
+    b = build_table(direct).sort_values(["system", "row_kind"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
