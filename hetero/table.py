@@ -234,6 +234,11 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
                 r[f"bader_transfer_e_{frag}"] = _num(q)
         for cdd, _ in g.get("cdd", [])[:1]:
             r["cdd_transferred_e"] = _num(cdd.get("transferred_e"))
+            eb, area = _num(cdd.get("binding_energy_eV")), _num(cdd.get("area_A2"))
+            if r.get("formation_energy_eV_per_A2") is None and eb is not None and area:
+                # E(AB) - E(A) - E(B) with A, B frozen at the AB geometry (the CDD step's energies)
+                r["formation_energy_eV_per_A2"] = eb / area
+                r["formation_energy_J_per_m2"] = eb / area * EV_PER_A2_TO_J_PER_M2
         for wf, _ in g.get("work_function", [])[:1]:
             r["work_function_eV"] = _num(wf.get("work_function_top_eV"))
             r["work_function_bottom_eV"] = _num(wf.get("work_function_bottom_eV"))

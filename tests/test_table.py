@@ -150,3 +150,11 @@ def test_maggma_jsonstore_reader_agrees(tmp_path):
     a = build_table(via_maggma).sort_values(["system", "row_kind"]).reset_index(drop=True)
     b = build_table(direct).sort_values(["system", "row_kind"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_formation_energy_from_cdd_binding_energy():
+    cdd = {"doc_type": "cdd", "system": "AB", "z_A": [], "planar_avg_e_per_A": [], "displacement_e": [],
+           "interface_z_A": 5.0, "transferred_e": 0.05, "integral_e": 0.0, "binding_energy_eV": -2.0,
+           "area_A2": 40.0, "provenance": PROV.model_dump()}
+    row = build_table([_calc("AB", "host", -10.0), cdd]).iloc[0]
+    assert row.formation_energy_eV_per_A2 == pytest.approx(-0.05) and row.cdd_transferred_e == 0.05
