@@ -218,12 +218,13 @@ def test_scrambled_structures_fail(optimizer):
     rng.shuffle(species)
     for i, sp in enumerate(species):
         shuffled.replace(i, sp)
-    r = check_structure(shuffled, e, optimizer=optimizer)
+    r = check_structure(shuffled, e, optimizer=optimizer, steps=30)  # capped: it fails long before
     assert not r.passed, r.items
 
     displaced = s.copy()
-    displaced.translate_sites(list(range(len(s))), rng.normal(0, 0.4, (len(s), 3)), frac_coords=False)
-    r = check_structure(displaced, e, optimizer=optimizer)
+    for i, vec in enumerate(rng.normal(0, 0.4, (len(s), 3))):
+        displaced.translate_sites([i], vec, frac_coords=False)
+    r = check_structure(displaced, e, relax=False)  # the geometry tests alone must catch it (fast)
     assert not r.passed, r.items
     assert any(i.name == "nn distances" and i.passed is False for i in r.items)
 
