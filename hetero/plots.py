@@ -401,8 +401,10 @@ def grid_slice(grid: np.ndarray, cell: np.ndarray, point: np.ndarray | None, min
     plane = grid[:, j, :]
     reps = max(1, int(math.ceil(min_width_A / max(np.linalg.norm(cell[0]), 1e-6))))
     plane = np.tile(plane, (reps, 1))
-    fa = np.arange(nx * reps) / nx
-    fc = np.arange(nz) / nz
+    plane = np.concatenate([plane, plane[:1], ], axis=0)  # periodic closing column
+    plane = np.concatenate([plane, plane[:, :1]], axis=1)
+    fa = np.arange(nx * reps + 1) / nx
+    fc = np.arange(nz + 1) / nz
     FA, FC = np.meshgrid(fa, fc, indexing="ij")
     pts = FA[..., None] * cell[0] + (j / ny) * cell[1] + FC[..., None] * cell[2]
     ahat = cell[0][:2] / max(np.linalg.norm(cell[0][:2]), 1e-9)
@@ -463,33 +465,53 @@ def _z_window(structure, cell, pad: float = 4.0) -> tuple[float, float]:
     return max(0.0, float(z.min()) - pad), min(float(cell[2][2]), float(z.max()) + pad)
 
 
-def isosurfaces(grid: np.ndarray, cell: np.ndarray, isovalue: float, max_faces: int = 60000):
-    """Marching-cubes meshes (Cartesian vertices, faces) of +iso and -iso on the periodic grid."""
+def isosurfaces(grid: np.ndarray, cell: np.ndarray, isovalue: float, max_faces: int = 60000,
+                repeat: tuple[int, int] = (1, 1), z_window: tuple[float, float] | None = None):
+    """Marching-cubes meshes (Cartesian vertices, faces) of +iso and -iso on the periodic grid.
+
+    The grid is repeated `repeat` times in-plane (periodic closure across cell faces) and cropped to
+    `z_window` (A) along c; returns {"accumulation": (verts, faces) | None, "depletion": ...}.
+    """
     from skimage.measure import marching_cubes
 
-    n = np.array(grid.shape, float)
-    padded = np.pad(grid, ((0, 1), (0, 1), (0, 1)), mode="wrap")  # close surfaces across the boundary
+    nx, ny, nz = grid.shape
+    ra, rb = repeat
+    big = np.tile(grid, (ra, rb, 1))
+    big = np.pad(big, ((0, 1), (0, 1), (0, 0)), mode="wrap")
+    k0, k1 = 0, nz
+    if z_window is not None:
+        cz = float(cell[2][2]) or 1.0
+        k0 = max(0, int(math.floor(z_window[0] / cz * nz)))
+        k1 = min(nz, int(math.ceil(z_window[1] / cz * nz)) + 1)
+    if k1 >= nz:
+        big = np.pad(big, ((0, 0), (0, 0), (0, 1)), mode="wrap")
+        k1 = nz + 1
+    sub = big[:, :, k0:k1]
     out = {}
     for sign, level in (("accumulation", isovalue), ("depletion", -isovalue)):
-        if (level > 0 and grid.max() < level) or (level < 0 and grid.min() > level):
+        if (level > 0 and sub.max() < level) or (level < 0 and sub.min() > level) or min(sub.shape) < 2:
             out[sign] = None
             continue
         step = 1
         while True:
-            verts, faces, _, _ = marching_cubes(padded, level=level, step_size=step, allow_degenerate=False)
+            verts, faces, _, _ = marching_cubes(sub, level=level, step_size=step, allow_degenerate=False)
             if len(faces) <= max_faces or step >= 4:
                 break
             step += 1
-        out[sign] = ((verts / n) @ cell, faces)
+        frac = (verts + np.array([0.0, 0.0, k0])) / np.array([nx, ny, nz], float)
+        out[sign] = (frac @ cell, faces)
     return out
 
 
 def plot_cdd_iso(grid: np.ndarray, cell: np.ndarray, isovalue: float = ISOVALUE_DEFAULT, structure=None,
-                 title: str = "", elev: float = 12.0, azim: float = -60.0):
+                 title: str = "", elev: float = 12.0, azim: float = -60.0, min_width_A: float = 6.0):
     """Accumulation (yellow) / depletion (cyan) isosurfaces at +-isovalue with the atoms."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    surf = isosurfaces(grid, cell, isovalue)
+    ra = max(1, min(3, int(math.ceil(min_width_A / max(np.linalg.norm(cell[0]), 1e-6)))))
+    rb = max(1, min(3, int(math.ceil(min_width_A / max(np.linalg.norm(cell[1]), 1e-6)))))
+    zlo, zhi = _z_window(structure, cell)
+    surf = isosurfaces(grid, cell, isovalue, repeat=(ra, rb), z_window=(zlo, zhi))
     if all(v is None for v in surf.values()):
         raise Skip(f"no |delta rho| above the isovalue {isovalue} e/A^3 (range {grid.min():.4g} .. {grid.max():.4g});"
                    " use a smaller --isovalue")
@@ -505,16 +527,17 @@ def plot_cdd_iso(grid: np.ndarray, cell: np.ndarray, isovalue: float = ISOVALUE_
         pc = Poly3DCollection(verts[faces], facecolor=colour, edgecolor="none", alpha=0.55)
         ax.add_collection3d(pc)
     if structure is not None:
-        xyz = structure.cart_coords
-        syms = [s.specie.symbol for s in structure]
+        shifts = [i * cell[0] + j * cell[1] for i in range(ra) for j in range(rb)]
+        xyz = np.concatenate([structure.cart_coords + sh for sh in shifts])
+        syms = [s.specie.symbol for s in structure] * len(shifts)
         ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], s=[80 * covalent_radius(s) for s in syms],
                    c=[element_colour(s) for s in syms], edgecolor="k", linewidth=0.4, depthshade=False)
-    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) @ cell
+    corners = np.array([[i, j, k] for i in (0, ra) for j in (0, rb) for k in (0, 1)], float) @ cell
+    corners[:, 2] = np.clip(corners[:, 2], zlo, zhi)
     for a in range(8):
         for b in range(a + 1, 8):
             if bin(a ^ b).count("1") == 1:
                 ax.plot(*zip(corners[a], corners[b]), color="0.5", lw=0.5)
-    zlo, zhi = _z_window(structure, cell)
     ax.set_xlim(corners[:, 0].min(), corners[:, 0].max())
     ax.set_ylim(corners[:, 1].min(), corners[:, 1].max())
     ax.set_zlim(zlo, zhi)
@@ -524,8 +547,9 @@ def plot_cdd_iso(grid: np.ndarray, cell: np.ndarray, isovalue: float = ISOVALUE_
     ax.set_xlabel(r"x ($\AA$)")
     ax.set_ylabel(r"y ($\AA$)")
     ax.set_zlabel(r"z ($\AA$)")
-    ax.set_title(f"{title}\nisovalue {isovalue:g} e/$\\AA^3$: yellow accumulation, cyan depletion")
-    return fig, {"isovalue": isovalue, "faces": counts}
+    ax.set_title(f"{title} ({ra}x{rb} cells)\nisovalue {isovalue:g} e/$\\AA^3$: yellow accumulation, cyan depletion")
+    ax.locator_params(nbins=4)
+    return fig, {"isovalue": isovalue, "faces": counts, "repeat": [ra, rb]}
 
 
 def plot_elf_slice(elf: np.ndarray, cell: np.ndarray, point=None, structure=None, title: str = ""):
@@ -622,8 +646,9 @@ def plot_adsorption(ads_docs: list[dict], published: dict[str, float] | None = N
             lab = ("this work\n" if ours else "published\n") + b["reference"]
             ax.annotate(f"{b['value']:.3f}", (x, b["value"]), ha="center", va="top" if b["value"] < 0 else "bottom",
                         fontsize=6, xytext=(0, -2 if b["value"] < 0 else 2), textcoords="offset points")
-            ax.annotate(lab, (x, 0), ha="center", va="bottom" if b["value"] < 0 else "top", fontsize=5,
-                        rotation=90, xytext=(0, 3 if b["value"] < 0 else -3), textcoords="offset points",
+            ax.annotate(lab, (x, 0), ha="center", va="top" if b["value"] < 0 else "bottom", fontsize=5,
+                        rotation=90, xytext=(0, -4 if b["value"] < 0 else 4), textcoords="offset points",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
                         gid="bar-label")
             b["x"] = x
     ax.axhline(0, color="k", lw=0.6)
@@ -724,7 +749,10 @@ def plot_screening(points: list[dict], colours: dict[str, str] | None = None):
         ax.annotate(f"{p['system']} + {p['ion']}\n({p['site']}, {p['path']})", (p["e_ads_eV"], p["barrier_eV"]),
                     xytext=(5, 5), textcoords="offset points", fontsize=6)
     sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax).set_label("interface strain (%, von Mises); hatched: not applicable (slab)")
+    fig.colorbar(sm, ax=ax).set_label("interface strain (%, von Mises)")
+    if any(p["strain_percent"] is None for p in points):
+        ax.text(0.02, 0.02, "open hatched marker: strain not applicable (single slab)", transform=ax.transAxes,
+                fontsize=6, color="0.3")
     refs = sorted({p["reference"] for p in points})
     ax.set_xlabel(f"most favourable $E_{{ads}}$ (eV), ref. {' / '.join(refs)}")
     ax.set_ylabel("lowest migration barrier (eV)")

@@ -43,7 +43,7 @@ def _slab(ion_frac: tuple[float, float] | None = None, ion_z: float = 10.4):
     species, coords = [], []
     for k in range(4):
         z = 2.0 + 2.07 * k
-        first, second = ("V", "N") if k % 2 == 0 else ("N", "V")
+        first, second = ("V", "N") if k % 2 == 1 else ("N", "V")  # top plane: V at the origin (top-V)
         species += [first, second]
         coords += [[0.0, 0.0, z / c], [0.5, 0.5, z / c]]
     if ion_frac is not None:
@@ -135,7 +135,7 @@ def synthetic_docs(root: Path, parts: set[str] | None = None) -> tuple[list, dic
     if keep("dos"):
         docs.append(_dos("host", host, hdir, False))
     if keep("bader"):
-        q = [1.2, -1.2, -1.25, 1.25, 1.22, -1.22, -1.3, 1.3]
+        q = [1.25 if s.specie.symbol == "V" else -1.25 for s in host]
         docs.append(BaderDoc(system=SYSTEM, label="host", symbols=[s.specie.symbol for s in host],
                              electrons=[0.0] * 8, valence=[0.0] * 8, net_charge=q, total_electrons=0.0,
                              provenance=_prov(hdir, "bader")))
@@ -157,7 +157,9 @@ def synthetic_docs(root: Path, parts: set[str] | None = None) -> tuple[list, dic
         if keep("dos"):
             docs.append(_dos(label, st, d, True))
         if keep("bader"):
-            q = [1.2, -1.2, -1.25, 1.25, 1.22, -1.22, -1.55, 1.0, 0.75]
+            q = [1.25 if s.specie.symbol == "V" else -1.25 for s in host] + [0.75]
+            q[6] -= 0.4  # the top plane takes most of the Na electron
+            q[7] -= 0.35
             docs.append(BaderDoc(system=SYSTEM, label=label, symbols=[s.specie.symbol for s in st],
                                  electrons=[0.0] * 9, valence=[0.0] * 9, net_charge=q,
                                  fragments={"host": list(range(8)), "ion": [8]},
