@@ -25,9 +25,21 @@ class CampaignError(ValueError):
 
 
 class ModelSpec(BaseModel, extra="forbid"):
-    preset: str
+    """Either a builder preset, or a film/substrate pair matched by hetero.build.interfaces."""
+
+    preset: str | None = None
     size: str | None = None  # fast | standard; default follows the compute preset
     surface_supercell: list[list[int]] | None = None  # in-plane 2x2 integer matrix
+    film: str | None = None  # library name or file
+    substrate: str | None = None
+    film_miller: list[int] = Field(default_factory=lambda: [0, 0, 1])
+    substrate_miller: list[int] = Field(default_factory=lambda: [0, 0, 1])
+    film_thickness: float = 1
+    substrate_thickness: float = 1
+    max_area: float = 100.0
+    max_atoms: int = 60
+    rank: int = 0  # which candidate of the ranked list (0 = least strain, then fewest atoms)
+    tolerances: dict[str, float] = Field(default_factory=dict)  # max_length_tol, max_angle_tol, ...
 
 
 class Campaign(BaseModel, extra="forbid"):
@@ -69,7 +81,19 @@ def load_campaign(path: str | Path) -> Campaign:
 def build_host(camp: Campaign, size: str):
     from hetero.build.presets import get_preset
 
-    slab, record = get_preset(camp.model.preset, size)
+    m = camp.model
+    if m.preset:
+        slab, record = get_preset(m.preset, size)
+    elif m.film and m.substrate:
+        from hetero.build.interfaces import build_interface
+
+        slab, record = build_interface(
+            m.film, m.substrate, m.film_miller, m.substrate_miller, film_thickness=m.film_thickness,
+            substrate_thickness=m.substrate_thickness, max_area=m.max_area, max_atoms=m.max_atoms,
+            rank=m.rank, **m.tolerances,
+        )
+    else:
+        raise CampaignError("model: give a builder 'preset' or both 'film' and 'substrate'")
     if camp.model.surface_supercell:
         m = camp.model.surface_supercell
         slab = slab.copy()
@@ -113,7 +137,10 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
         ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
     engine = {"name": camp.engine, "preset": preset, "overrides": camp.overrides}
     maker = AdsorptionFlowMaker(engine=engine, steps=tuple(camp.steps), references=tuple(camp.references))
-    flow = maker.make(slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk)
+    flow = maker.make(
+        slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
+        host_fragments=record.fragments if len(record.fragments) == 2 else None,
+    )
     models = {
         "host": record.model_dump(),
         "sites": [{"label": s["label"], **s["site"].as_dict()} for s in sites],
@@ -169,3 +196,51 @@ def _json_default(obj):
     if hasattr(obj, "as_dict"):
         return obj.as_dict()
     return str(obj)
+
+
+def scaffold_campaign(
+    film: str, substrate: str, ion: str, out_dir: str | Path = "workflows", max_area: float = 100.0,
+    max_atoms: int = 60, film_miller=(0, 0, 1), substrate_miller=(0, 0, 1), tolerances: dict | None = None,
+) -> Path:
+    """Write a campaign file for a new pair from the builders' best-ranked interface model."""
+    from hetero.build.interfaces import enumerate_interfaces
+    from hetero.build.sites import covalent_radius
+
+    covalent_radius(ion)  # unknown element -> clear error before anything is written
+    res = enumerate_interfaces(
+        film, substrate, film_miller, substrate_miller, max_area=max_area, max_atoms=max_atoms, **(tolerances or {})
+    )
+    if not res.candidates:
+        raise CampaignError(
+            f"{film}/{substrate}: no interface model within max_area={max_area} A^2 and max_atoms={max_atoms}; "
+            + "; ".join(res.skipped[:3])
+        )
+    best = res.candidates[0].record
+    name = f"{_slug(film)}_{_slug(substrate)}_{ion.lower()}"
+    data = {
+        "name": name,
+        "title": f"{ion} on {film}/{substrate}",
+        "study": "new pair (scaffolded by hetero new-campaign)",
+        "model": {
+            "film": film, "substrate": substrate, "film_miller": list(film_miller),
+            "substrate_miller": list(substrate_miller), "max_area": max_area, "max_atoms": max_atoms,
+            "rank": 0, "tolerances": dict(tolerances or {}),
+        },
+        "ion": ion,
+        "sites": "all",
+        "steps": list(ALL_STEPS),
+        "references": ["bulk", "atom"],
+        "preset": "fast",
+        "notes": (
+            f"best-ranked model: {best.n_atoms} atoms, von Mises strain {best.strain_percent:.2f} % "
+            f"({best.strained_side} strained), area {best.area_A2:.1f} A^2; {len(res.candidates)} candidates"
+        ),
+    }
+    out = Path(out_dir) / f"{name}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def _slug(name: str) -> str:
+    return "".join(c for c in Path(name).stem if c.isalnum()).lower()

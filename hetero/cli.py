@@ -29,6 +29,7 @@ def run(
     """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json."""
     import os
 
+    from hetero.build.common import BuildError
     from hetero.campaigns import CampaignError, run_campaign
     from hetero.engines.gpaw import ModelTooLargeError, PresetError
 
@@ -36,10 +37,31 @@ def run(
         os.environ["HETERO_CORES"] = str(cores)
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size)
-    except (CampaignError, PresetError, ModelTooLargeError) as exc:
+    except (CampaignError, PresetError, ModelTooLargeError, BuildError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
     console.print(f"[green]done[/green]: results in {root}/store.json")
+
+
+@app.command("new-campaign")
+def new_campaign(
+    film: str = typer.Argument(..., help="film: library name (hetero structures list) or structure file"),
+    substrate: str = typer.Argument(..., help="substrate: library name or structure file"),
+    ion: str = typer.Option("Li", help="ion to adsorb / intercalate"),
+    out_dir: Path = typer.Option(Path("workflows"), help="where to write the campaign file"),
+    max_area: float = typer.Option(100.0, help="largest interface area searched (A^2)"),
+    max_atoms: int = typer.Option(60, help="largest model accepted"),
+):
+    """Scaffold a campaign file for a new pair from the builders' best-ranked interface model."""
+    from hetero.build.common import BuildError
+    from hetero.campaigns import CampaignError, scaffold_campaign
+
+    try:
+        path = scaffold_campaign(film, substrate, ion, out_dir, max_area=max_area, max_atoms=max_atoms)
+    except (CampaignError, BuildError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(f"wrote {path}; run it with: hetero run {path} --preset fast")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,10 @@ class CddDoc(BaseModel):
     transferred_e: float  # electrons that crossed the interface plane upward (+) or downward (-)
     integral_e: float  # total integral of delta rho (should be ~0)
     fragments: dict[str, list[int]] = Field(default_factory=dict)
+    e_total_eV: float | None = None  # E(AB)
+    fragment_energies_eV: dict[str, float] = Field(default_factory=dict)  # E(A), E(B) frozen at AB geometry
+    binding_energy_eV: float | None = None  # E(AB) - E(A) - E(B): negative = bound
+    area_A2: float | None = None  # interface area (cell a x b)
     files: dict[str, str] = Field(default_factory=dict)  # chgcar, cube, slice npz
     provenance: Provenance
 

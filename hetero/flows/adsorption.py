@@ -54,8 +54,13 @@ class AdsorptionFlowMaker(Maker):
         sites: list[dict],
         run_root: str,
         ion_bulk: Structure | None = None,
+        host_fragments: dict[str, list[int]] | None = None,
     ) -> Flow:
-        """`sites`: [{"label": str, "structure": Structure with the ion last}, ...]."""
+        """`sites`: [{"label": str, "structure": Structure with the ion last}, ...].
+
+        `host_fragments` (e.g. {"film": [...], "substrate": [...]} of an interface model) adds the
+        interface's own CDD, per-fragment Bader and per-fragment DOS to the host analyses.
+        """
         jobs = []
         relax = RelaxMaker(engine=self.engine, asymmetric_slab=True)
         static = StaticMaker(engine=self.engine, asymmetric_slab=True)
@@ -66,7 +71,7 @@ class AdsorptionFlowMaker(Maker):
         host_static = static.make(host_relax.output.structure, system, "host", run_root)
         host_static.name = "static host"
         jobs += [host_relax, host_static]
-        jobs += self._analyses(host_static, None, run_root, "host")
+        jobs += self._analyses(host_static, host_fragments, run_root, "host")
 
         mu = {"bulk": None, "atom": None}
         if "bulk" in self.references and ion_bulk is not None:
@@ -95,12 +100,13 @@ class AdsorptionFlowMaker(Maker):
             label = f"{ion}@{site['label']}"
             ion_index = len(s) - 1
             frags = {"host": list(range(len(s) - 1)), "ion": [ion_index]}
+            dos_frags = {**host_fragments, "ion": [ion_index]} if host_fragments else frags
             r = relax.make(s, system, label, run_root)
             r.name = f"relax {label}"
             st = static.make(r.output.structure, system, label, run_root)
             st.name = f"static {label}"
             jobs += [r, st]
-            jobs += self._analyses(st, frags, run_root, label)
+            jobs += self._analyses(st, frags, run_root, label, dos_frags)
             if "adsorption" in self.steps:
                 ads = adsorption_job(st.output, host_static.output, ion, site["label"], mu["bulk"], mu["atom"], ion_index)
                 ads.name = f"E_ads {label}"
@@ -112,10 +118,10 @@ class AdsorptionFlowMaker(Maker):
             jobs.append(pick)
         return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
 
-    def _analyses(self, static_job, fragments, run_root, label) -> list:
+    def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None) -> list:
         out = []
         if "dos" in self.steps:
-            j = dos_job(static_job.output, fragments)
+            j = dos_job(static_job.output, dos_fragments or fragments)
             j.name = f"DOS {label}"
             out.append(j)
         if "bader" in self.steps:
@@ -126,7 +132,7 @@ class AdsorptionFlowMaker(Maker):
             j = workfunction_job(static_job.output)
             j.name = f"work function {label}"
             out.append(j)
-        if "cdd" in self.steps and fragments:
+        if "cdd" in self.steps and fragments and len(fragments) == 2:
             j = CddMaker(engine=self.engine).make(static_job.output, fragments, run_root)
             j.name = f"CDD {label}"
             out.append(j)

@@ -193,7 +193,7 @@ class CddMaker(Maker):
         structure = Structure.from_dict(calc_ab["structure"])
         res_ab = _result_json(calc_ab)
         settings = dict(res_ab["settings"])
-        rho = {}
+        rho, energies = {}, {}
         for name, idx in fragments.items():
             frag = Structure.from_sites([structure[i] for i in idx])
             frag_settings = dict(settings)
@@ -208,6 +208,7 @@ class CddMaker(Maker):
                 settings_override=frag_settings,
             )
             rho[name] = np.load(Path(r["run_dir"]) / r["files"]["density"])["pseudo"]
+            energies[name] = r["energy_eV"]
         rho_ab = np.load(calc_ab["files"]["density"])["pseudo"]
         names = list(fragments)
         delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
@@ -218,6 +219,9 @@ class CddMaker(Maker):
         doc.pop("transfer_direction")
         return CddDoc(
             system=calc_ab["system"], label=calc_ab["label"], files=files,
+            e_total_eV=calc_ab["energy_eV"], fragment_energies_eV=energies,
+            binding_energy_eV=calc_ab["energy_eV"] - sum(energies.values()),
+            area_A2=float(np.linalg.norm(np.cross(structure.lattice.matrix[0], structure.lattice.matrix[1]))),
             provenance=Provenance(**calc_ab["provenance"]), **doc
         )
 
