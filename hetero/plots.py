@@ -231,6 +231,9 @@ def _new_figure(w: float, h: float) -> Figure:
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """PNG (fixed DPI) and vector PDF, without creation dates (same input -> same bytes)."""
+    import logging
+
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # font subsetting chatter ('timestamp seems very low')
     out_dir.mkdir(parents=True, exist_ok=True)
     png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
     with matplotlib.rc_context(STYLE):
@@ -358,7 +361,10 @@ def plot_cdd_profile(doc: dict, colour: str = PALETTE[0]):
     for ax in (ax1, ax2):
         ax.axvline(zi, color="k", ls="--", lw=0.8)
     names = list((doc.get("fragments") or {}).keys())
-    direction = f" ({names[0]} -> {names[1]})" if len(names) == 2 else ""
+    direction = ""
+    if len(names) == 2:
+        a, b = (names[0], names[1]) if q >= 0 else (names[1], names[0])
+        direction = f"\n(+ = {names[0]} -> {names[1]}): {abs(q):.3f} e moved {a} -> {b}"
     txt = f"interface z = {zi:.2f} $\\AA$\ntransferred = {q:+.3f} e{direction}"
     ax2.annotate(txt, xy=(zi, float(np.interp(zi, z, disp))), xytext=(0.03, 0.95), textcoords="axes fraction",
                  va="top", fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.6}, gid="transferred")
@@ -688,7 +694,9 @@ def plot_neb(doc: dict, colour: str = PALETTE[0]):
     top_e = float(e[0] + barrier)
     ax.annotate("", xy=(top_x, top_e), xytext=(top_x, e[0]), arrowprops={"arrowstyle": "<->", "lw": 0.8})
     ax.axhline(e[0], color="0.6", lw=0.6, ls=":")
-    ax.text(top_x, (e[0] + top_e) / 2, f"  $E_a$ = {barrier:.3f} eV", va="center", fontsize=8, gid="barrier")
+    right = top_x > (float(x.min()) + float(x.max())) / 2
+    ax.text(top_x, (e[0] + top_e) / 2, f"  $E_a$ = {barrier:.3f} eV" + ("  " if right else ""), va="center",
+            ha="right" if right else "left", fontsize=8, gid="barrier")
     conv = "" if doc.get("converged", True) else " (NOT converged)"
     ax.set_title(f"CI-NEB {doc.get('ion', '')} {doc.get('path', '')} on {doc.get('system', '')}{conv}")
     ax.set_xlabel(r"reaction coordinate ($\AA$)")
