@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,9 +23,9 @@ def _check(run_folder: Path) -> None:
 
 
 def figures_command(
-    run_folder: Path = typer.Argument(..., help="run folder holding store.json (runs/<campaign>-<preset>)"),
-    out: Path | None = typer.Option(None, help="output folder (default RUN_FOLDER/figures)"),
-    isovalue: float = typer.Option(0.007, help="CDD isosurface value (e/A^3)"),
+    run_folder: Annotated[Path, typer.Argument(help="run folder holding store.json (runs/<campaign>-<preset>)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_FOLDER/figures)")] = None,
+    isovalue: Annotated[float, typer.Option(help="CDD isosurface value (e/A^3)")] = 0.007,
 ):
     """Write PNG + PDF figures (DOS, CDD, Bader, E_ads, NEB, screening map, models) from the store."""
     from hetero.plots import make_figures
@@ -40,10 +41,10 @@ def figures_command(
 
 
 def report_command(
-    run_folder: Path = typer.Argument(..., help="run folder holding store.json"),
-    out: Path | None = typer.Option(None, help="output folder (default RUN_FOLDER/report)"),
-    isovalue: float = typer.Option(0.007, help="CDD isosurface value (e/A^3) if figures are redrawn"),
-    embed: bool = typer.Option(False, help="embed the PNGs in the HTML (base64) instead of relative links"),
+    run_folder: Annotated[Path, typer.Argument(help="run folder holding store.json")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_FOLDER/report)")] = None,
+    isovalue: Annotated[float, typer.Option(help="CDD isosurface value (e/A^3) for the redrawn figures")] = 0.007,
+    embed: Annotated[bool, typer.Option(help="embed the PNGs in the HTML (base64) instead of relative links")] = False,
 ):
     """Write RUN_FOLDER/report/index.html: table, figures, settings per step, provenance, published vs ours."""
     from hetero.report import build_report

@@ -582,15 +582,21 @@ def plot_bader(doc: dict, colour: str = PALETTE[0]):
     syms = list(doc["symbols"])
     fc = doc.get("fragment_charge") or {}
     ncol = 2 if fc else 1
-    fig = _new_figure(3.6 + 2.4 * (ncol - 1) + 0.08 * len(q), 3.0)
+    many = len(q) > 60
+    fig = _new_figure(min(12.0, 3.6 + 2.4 * (ncol - 1) + 0.08 * len(q)), 3.0)
     gs = fig.add_gridspec(1, ncol, width_ratios=[max(3, len(q)), 2][:ncol])
     ax = fig.add_subplot(gs[0, 0])
     x = np.arange(len(q))
     ax.bar(x, q, color=[element_colour(s) for s in syms], edgecolor="k", lw=0.4)
-    ax.set_xticks(x, [f"{s}{i}" for i, s in enumerate(syms)], rotation=90, fontsize=6)
+    if not many:
+        ax.set_xticks(x, [f"{s}{i}" for i, s in enumerate(syms)], rotation=90, fontsize=6)
+    else:
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=element_colour(el), label=el) for el in sorted(set(syms))], frameon=False)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("net Bader charge (e)\n+ = electrons lost")
-    ax.set_xlabel("atom")
+    ax.set_xlabel("atom (index in the structure)")
     ax.set_title(f"Bader {doc.get('system', '')} {doc.get('label', '')}")
     values = {"net_charge": q.tolist(), "fragment_charge": {k: float(v) for k, v in fc.items()}}
     if fc:
@@ -1062,7 +1068,7 @@ def make_figures(source: Any, out: str | Path | None = None, isovalue: float = I
             if echo:
                 echo(f"wrote {stem}.png/.pdf")
     for name in run.failed_jobs:
-        result.skipped.append((f"job '{name}'", "job has no output in the store (failed or not finished)"))
+        result.skipped.append((f"job '{name}'", "job stored no document (failed, or nothing to report, e.g. a work function without vacuum)"))
     manifest = {k: {"kind": v["kind"], "title": v["title"], "files": [Path(f).name for f in v["files"]]}
                 for k, v in result.figures.items()}
     (out).mkdir(parents=True, exist_ok=True)

@@ -421,5 +421,9 @@ def test_cli_figures(tmp_path):
     res = CliRunner().invoke(app, ["figures", str(root), "--isovalue", "0.01"])
     assert res.exit_code == 0, res.output
     assert "skipped" in res.output and (root / "figures" / "screening_map.png").exists()
+    from hetero.cli_figures import figures_command
+
+    fs = figures_command(root, tmp_path / "direct")  # plain call, as the main CLI mounts it
+    assert (tmp_path / "direct" / "screening_map.pdf").exists() and fs.figures
     res = CliRunner().invoke(app, ["figures", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "store.json" in res.output
