@@ -177,8 +177,12 @@ def test_add_fills_placeholder_but_not_shipped_name(tmp_path):
     p.write_text(POSCAR_OK)
     with pytest.raises(StructureInputError, match="shipped"):
         add_structure(p, name="VN")
-    add_structure(p, name="Sb2S3", source="test stand-in")  # placeholder without a file: allowed
-    assert get_entry("sb2s3").user
+    placeholders = [e.name for e in list_entries() if e.path is None]
+    if not placeholders:
+        pytest.skip("every shipped entry has a structure file; no placeholder left to fill")
+    name = placeholders[0]
+    add_structure(p, name=name, source="test stand-in")  # placeholder without a file: allowed
+    assert get_entry(name.lower()).user
 
 
 def test_add_rejects_bad_file(tmp_path):
