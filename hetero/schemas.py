@@ -16,6 +16,16 @@ from pydantic import BaseModel, Field
 SCHEMA_VERSION = 1
 
 
+def plain_structure_dict(structure) -> dict[str, Any]:
+    """Structure.as_dict() without monty's @module/@class tags, so jobflow passes it on as a dict."""
+    d = structure.as_dict()
+    d.pop("@module", None)
+    d.pop("@class", None)
+    d["lattice"].pop("@module", None)
+    d["lattice"].pop("@class", None)
+    return d
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
     """Short, stable hash of a settings dict (key order does not matter)."""
     blob = json.dumps(settings, sort_keys=True, default=str).encode()

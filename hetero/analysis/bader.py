@@ -12,10 +12,24 @@ import numpy as np
 from pymatgen.core import Structure
 
 
+def _import_baderkit():
+    """baderkit calls logging.basicConfig with a rich handler at import: keep the caller's logging."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    import baderkit
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("baderkit").setLevel(logging.WARNING)
+    return baderkit
+
+
 def bader_electrons(structure: Structure, rho_e_per_A3: np.ndarray) -> np.ndarray:
     """Electrons in each atom's Bader basin for a density on the periodic grid of `structure`."""
-    from baderkit import Bader, Grid
-    from baderkit import Structure as BkStructure
+    bk = _import_baderkit()
+    Bader, Grid, BkStructure = bk.Bader, bk.Grid, bk.Structure
 
     bk_structure = BkStructure.from_dict(structure.as_dict())
     grid = Grid(structure=bk_structure, data={"total": np.asarray(rho_e_per_A3) * structure.volume})

@@ -165,8 +165,23 @@ class GpawEngine:
 
     # ---------------------------------------------------------------- tasks
     def relax(self, structure: Structure, base_dir: Path, fixed: list[int] | None = None, **kw) -> dict:
+        """Relax; with the preset's `prerelax_mlip` the start is first pre-relaxed by the MLIP.
+
+        The run folder is named after the un-pre-relaxed input, so a re-run finds it (and resumes its
+        trajectory) even though the MLIP's output may differ in the last digits between runs.
+        """
         settings = self.settings_for(structure, **kw)
         task = {"kind": "relax", "settings": settings, "atoms": atoms_dict(structure, fixed, settings)}
+        mlip = settings.get("prerelax_mlip")
+        if mlip:
+            folder = Path(base_dir) / f"relax-{settings_hash(task)}"
+            pre = folder / "prerelaxed.json"
+            if not (folder / "result.json").exists() and not pre.exists():
+                from hetero.engines.mlip import prerelax
+
+                folder.mkdir(parents=True, exist_ok=True)
+                start = prerelax(structure, model=mlip)
+                pre.write_text(json.dumps(atoms_dict(start, fixed, settings)))
         return self._run(task, base_dir, structure)
 
     def static(
@@ -208,7 +223,10 @@ class GpawEngine:
             result["cached"] = True
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "task.json").write_text(json.dumps(task))
+            run_task = dict(task)
+            if (folder / "prerelaxed.json").exists():  # start from the MLIP geometry
+                run_task["atoms"] = json.loads((folder / "prerelaxed.json").read_text())
+            (folder / "task.json").write_text(json.dumps(run_task))
             result = self._launch(folder)
             result["cached"] = False
         result["run_dir"] = str(folder)

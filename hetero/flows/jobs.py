@@ -7,6 +7,7 @@ Swapping engines = changing the `engine` field (GPAW here; VASP or an MLIP share
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from jobflow import Maker, job
+from pydantic import BaseModel
 from pymatgen.core import Structure
 
 from hetero import __version__
@@ -34,7 +36,19 @@ from hetero.schemas import (
     NebDoc,
     Provenance,
     WorkFunctionDoc,
+    plain_structure_dict,
 )
+
+
+def _plain(fn):
+    """Jobs return plain dicts (not pydantic objects) so jobflow stores and passes them unchanged."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out.model_dump() if isinstance(out, BaseModel) else out
+
+    return wrapper
 
 
 def _base_dir(run_root: str, system: str, label: str) -> Path:
@@ -70,7 +84,7 @@ def _calc_doc(engine, result: dict, system: str, label: str, step: str) -> CalcD
         n_ionic_steps=result.get("n_ionic_steps"),
         converged=result.get("converged", True),
         magmom_total=result.get("magmom_total"),
-        structure=final.as_dict(),
+        structure=plain_structure_dict(final),
         files={k: str(Path(result["run_dir"]) / v) for k, v in result.get("files", {}).items()},
         provenance=_provenance(engine, result),
     )
@@ -85,15 +99,10 @@ class RelaxMaker(Maker):
     asymmetric_slab: bool = False
 
     @job
-    def make(self, structure: Structure, system: str, label: str, run_root: str) -> CalcDoc:
+    @_plain
+    def make(self, structure: Structure, system: str, label: str, run_root: str) -> dict:
         engine = get_engine(**self.engine)
-        start = structure
-        mlip = engine.settings.get("prerelax_mlip")
-        if mlip:
-            from hetero.engines.mlip import prerelax
-
-            start = prerelax(structure, model=mlip)
-        result = engine.relax(start, _base_dir(run_root, system, label), asymmetric_slab=self.asymmetric_slab)
+        result = engine.relax(structure, _base_dir(run_root, system, label), asymmetric_slab=self.asymmetric_slab)
         doc = _calc_doc(engine, result, system, label, "relax")
         return doc
 
@@ -108,7 +117,8 @@ class StaticMaker(Maker):
     outputs: tuple[str, ...] = ("density", "potential", "dos")
 
     @job
-    def make(self, structure: Structure | dict, system: str, label: str, run_root: str) -> CalcDoc:
+    @_plain
+    def make(self, structure: Structure | dict, system: str, label: str, run_root: str) -> dict:
         if isinstance(structure, dict):
             structure = Structure.from_dict(structure)
         engine = get_engine(**self.engine)
@@ -123,7 +133,8 @@ def _result_json(calc: dict) -> dict:
 
 
 @job
-def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> DosDoc:
+@_plain
+def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     """Total, per-element and per-fragment DOS from a static run's saved arrays (E_F at 0)."""
     data = np.load(calc["files"]["dos"])
     structure = Structure.from_dict(calc["structure"])
@@ -147,7 +158,8 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> DosDoc
 
 
 @job
-def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> BaderDoc:
+@_plain
+def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     structure = Structure.from_dict(calc["structure"])
     rho = np.load(calc["files"]["density"])["all_electron"]
     res = _result_json(calc)
@@ -156,7 +168,8 @@ def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> Bade
 
 
 @job
-def workfunction_job(calc: dict) -> WorkFunctionDoc | None:
+@_plain
+def workfunction_job(calc: dict) -> dict | None:
     structure = Structure.from_dict(calc["structure"])
     res = _result_json(calc)
     v = np.asarray(res["planar_potential_eV"])
@@ -188,11 +201,12 @@ class CddMaker(Maker):
     engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
 
     @job
-    def make(self, calc_ab: dict, fragments: dict[str, list[int]], run_root: str) -> CddDoc:
+    @_plain
+    def make(self, calc_ab: dict, fragments: dict[str, list[int]], run_root: str) -> dict:
         engine = get_engine(**self.engine)
         structure = Structure.from_dict(calc_ab["structure"])
         res_ab = _result_json(calc_ab)
-        settings = dict(res_ab["settings"])
+        settings = dict(calc_ab["provenance"]["settings"])
         rho, energies = {}, {}
         for name, idx in fragments.items():
             frag = Structure.from_sites([structure[i] for i in idx])
@@ -233,10 +247,11 @@ def reference_energy_job(calc: dict, n_ions: int) -> float:
 
 
 @job
+@_plain
 def adsorption_job(
     calc: dict, host: dict, ion: str, site: str, mu_bulk: float | None, mu_atom: float | None,
     ion_index: int, n_ions: int = 1, uuid: str = "",
-) -> AdsorptionDoc:
+) -> dict:
     structure = Structure.from_dict(calc["structure"])
     top_host = max(structure.cart_coords[i, 2] for i in range(len(structure)) if i != ion_index)
     e_bulk = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_bulk, n_ions) if mu_bulk is not None else None
@@ -259,6 +274,7 @@ class NebMaker(Maker):
     asymmetric_slab: bool = True
 
     @job
+    @_plain
     def make(
         self, start: dict, end: dict, ion_index: int, fixed: list[int], system: str, ion: str, run_root: str
     ) -> NebDoc:

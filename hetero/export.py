@@ -1,0 +1,40 @@
+"""Export a run folder's small outputs (store, settings, logs, CDD grids) for committing or sharing.
+
+Wavefunctions, restart files and full densities stay behind; everything `hetero table`, `hetero
+figures` and `hetero report` need is copied, with paths inside the store rewritten to the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+KEEP_SUFFIXES = {".json", ".log", ".txt", ".traj", ".md", ".csv", ".png", ".pdf", ".html", ".yaml"}
+KEEP_NAMES = {"cdd.npz", "dos.npz", "elf.npz"}  # small grids/arrays the figures are drawn from
+MAX_FILE_MB = 20.0
+
+
+def export_run(run_folder: str | Path, dest: str | Path) -> dict:
+    src, dst = Path(run_folder).resolve(), Path(dest).resolve()
+    if not (src / "store.json").exists():
+        raise FileNotFoundError(f"{src} has no store.json: not a hetero run folder")
+    copied, skipped = 0, []
+    for path in sorted(src.rglob("*")):
+        if not path.is_file() or dst in path.parents:
+            continue
+        keep = path.suffix in KEEP_SUFFIXES or path.name in KEEP_NAMES
+        if not keep or path.stat().st_size > MAX_FILE_MB * 2**20:
+            skipped.append(str(path.relative_to(src)))
+            continue
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        copied += 1
+    # the store names absolute run folders: point them at the exported copy
+    for name in ("store.json",):
+        p = dst / name
+        p.write_text(p.read_text().replace(str(src), str(dst)))
+    summary = {"copied": copied, "skipped": len(skipped), "skipped_examples": skipped[:10]}
+    (dst / "export.json").write_text(json.dumps({"source": str(src), **summary}, indent=1))
+    return summary
