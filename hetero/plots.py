@@ -622,8 +622,13 @@ def adsorption_bars(ads_docs: list[dict], published: dict[str, float] | None = N
                     published_reference: str = "reference not stated") -> list[dict]:
     """The bars of the adsorption figure: site, source, reference state, value (eV)."""
     bars = []
-    sites = sorted({d["site"] for d in ads_docs} | set((published or {}).keys()),
-                   key=lambda s: (min([d.get("e_ads_bulk_eV") or 0 for d in ads_docs if d["site"] == s] or [0]), s))
+    def order(site: str) -> tuple:
+        ours = [d.get("e_ads_bulk_eV") if d.get("e_ads_bulk_eV") is not None else d.get("e_ads_atom_eV")
+                for d in ads_docs if d["site"] == site]
+        ours = [v for v in ours if v is not None]
+        return (0, min(ours), site) if ours else (1, (published or {}).get(site) or 0.0, site)
+
+    sites = sorted({d["site"] for d in ads_docs} | set((published or {}).keys()), key=order)
     for s in sites:
         for d in [d for d in ads_docs if d["site"] == s]:
             for ref, key in (("bulk metal", "e_ads_bulk_eV"), ("isolated atom", "e_ads_atom_eV")):
@@ -644,31 +649,38 @@ def plot_adsorption(ads_docs: list[dict], published: dict[str, float] | None = N
     if not bars:
         raise Skip("no adsorption energies (neither bulk-metal nor isolated-atom reference) in the store")
     sites = list(dict.fromkeys(b["site"] for b in bars))
-    fig = _new_figure(1.6 + 1.5 * len(sites), 3.8)
+    fig = _new_figure(1.8 + 1.3 * len(sites), 4.6)
     ax = fig.add_subplot()
     width = 0.26
+    ticks, labels, centres = [], [], []
     for i, s in enumerate(sites):
         group = [b for b in bars if b["site"] == s]
+        centres.append(i)
         for k, b in enumerate(group):
             x = i + (k - (len(group) - 1) / 2) * width
             ours = b["source"] == "this work"
             col = _colour(colours, b["entity"]) if ours else PUBLISHED_COLOUR
             hatch = REF_HATCH.get(b["reference"], "") if ours else REF_HATCH["published"]
             ax.bar(x, b["value"], width * 0.95, color=col, hatch=hatch, edgecolor="k", lw=0.5)
-            lab = ("this work\n" if ours else "published\n") + b["reference"]
             ax.annotate(f"{b['value']:.3f}", (x, b["value"]), ha="center", va="top" if b["value"] < 0 else "bottom",
                         fontsize=6, xytext=(0, -2 if b["value"] < 0 else 2), textcoords="offset points")
-            ax.annotate(lab, (x, 0), ha="center", va="top" if b["value"] < 0 else "bottom", fontsize=5,
-                        rotation=90, xytext=(0, -4 if b["value"] < 0 else 4), textcoords="offset points",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-                        gid="bar-label")
+            ticks.append(x)
+            labels.append(("this work: " if ours else "published: ") + b["reference"])
             b["x"] = x
+    # every bar names its source and reference state (tick labels); the sites label the groups on top
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=6)
+    for t in ax.get_xticklabels():
+        t.set_gid("bar-label")
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(centres, sites)
+    top.set_xlabel("adsorption site")
     ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(sites)), sites)
-    ax.set_xlabel("adsorption site")
     ax.set_ylabel(r"$E_{ads}$ (eV per ion), negative = favourable")
     lo = min(b["value"] for b in bars)
-    ax.set_ylim(min(lo * 1.25, -0.5), max(0.6, max(b["value"] for b in bars) * 1.25))
+    hi = max(b["value"] for b in bars)
+    span = max(hi, 0) - min(lo, 0) or 1.0
+    ax.set_ylim(min(lo, 0) - 0.12 * span, max(hi, 0) + 0.12 * span)
+    ax.set_xlim(-0.6, len(sites) - 0.4)
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor="white", edgecolor="k", hatch=REF_HATCH["bulk metal"], label="this work, ref. bulk metal"),
@@ -676,7 +688,7 @@ def plot_adsorption(ads_docs: list[dict], published: dict[str, float] | None = N
                      label="this work, ref. isolated atom"),
                Patch(facecolor=PUBLISHED_COLOUR, edgecolor="k", hatch=REF_HATCH["published"],
                      label=f"published (literature), {published_reference}")]
-    ax.legend(handles=handles, frameon=False, loc="lower right", fontsize=6)
+    ax.legend(handles=handles, frameon=True, framealpha=0.9, loc="best", fontsize=6)
     ax.set_title(title or "Adsorption energy per site")
     return fig, {"bars": bars}
 

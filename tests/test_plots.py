@@ -361,7 +361,7 @@ def test_adsorption_bars_labelled_with_reference():
     docs, campaign, _ = synthetic_docs(Path("/nonexistent"), {"adsorption"})
     ads = [d.model_dump() for d in docs]
     fig, v = plots.plot_adsorption(ads, campaign["published"]["e_ads_eV"])
-    labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "bar-label"]
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_gid() == "bar-label"]
     assert len(labels) == len(v["bars"]) == 2 * 2 + 4  # two sites x two references + four published
     assert sum("bulk metal" in s for s in labels) == 2 and sum("isolated atom" in s for s in labels) == 2
     assert sum(s.startswith("published") for s in labels) == 4
