@@ -880,6 +880,7 @@ def plot_workfunction(doc: dict, colour: str = PALETTE[0]):
     ax.plot(z, v, color=colour, label="planar-averaged potential")
     ax.axhline(doc["fermi_eV"], color="k", ls="--", lw=0.8, label="E$_F$")
     ax.axhline(doc["vacuum_top_eV"], color="0.5", ls=":", lw=0.8, label="vacuum level (top)")
+    ax.axhline(doc["vacuum_bottom_eV"], color="0.3", ls="-.", lw=0.7, label="vacuum level (bottom)")
     ax.text(0.02, 0.05, f"$\\Phi_{{top}}$ = {doc['work_function_top_eV']:.3f} eV\n"
             f"$\\Phi_{{bottom}}$ = {doc['work_function_bottom_eV']:.3f} eV", transform=ax.transAxes, fontsize=7,
             gid="workfunction")

@@ -466,3 +466,25 @@ def test_screening_map_many_systems(tmp_path):
     assert len(fills) == 3  # coloured by strain
     fs = plots.make_figures(many, out=tmp_path / "many", run=run, kinds={"screening", "adsorption", "neb"})
     assert "screening_map" in fs.figures and sum(v["kind"] == "adsorption" for v in fs.figures.values()) == 3
+
+
+def test_hexagonal_cell_slice_iso_and_elf(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    lat = Lattice.hexagonal(3.2, 18.0)
+    st = Structure(lat, ["V", "S", "S", "Li"], [[0, 0, 0.5], [1 / 3, 2 / 3, 0.58], [2 / 3, 1 / 3, 0.42], [0, 0, 0.7]])
+    shape = (10, 10, 60)
+    f = np.stack(np.meshgrid(*[np.arange(n) / n for n in shape], indexing="ij"), axis=-1)
+    z = f[..., 2] * 18.0
+    delta = 0.02 * np.exp(-((z - 11.0) ** 2)) - 0.02 * np.exp(-((z - 12.6) ** 2)) + 0.004 * np.cos(2 * np.pi * f[..., 0])
+    fig, v = plots.plot_cdd_slice(delta, lat.matrix, st.cart_coords[-1], st)
+    assert v["max"] > 0 > v["min"]
+    fig, v = plots.plot_cdd_iso(delta, lat.matrix, 0.007, st)
+    assert v["faces"]["accumulation"] > 0 and v["faces"]["depletion"] > 0
+    # an ELF file recorded by a calculation is drawn
+    np.savez(tmp_path / "elf.npz", elf=np.clip(0.5 + delta * 20, 0, 1), cell=lat.matrix)
+    calc = CalcDoc(system="VS2-test", label="Li@top", step="static", formula="VS2Li", n_atoms=4, energy_eV=-20.0,
+                   structure=st.as_dict(), files={"elf": str(tmp_path / "elf.npz")},
+                   provenance=_prov(tmp_path, "static")).model_dump()
+    fs = plots.make_figures([calc], out=tmp_path / "figs", kinds={"elf"})
+    assert list(fs.figures) == ["elf_VS2-test_Li_at_top"], fs.skipped
