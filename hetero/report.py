@@ -156,8 +156,20 @@ def settings_html(run: RunData) -> str:
     parts = []
     rows = [[h, v["engine"], v["version"], len(v["steps"])] for h, v in sorted(by_hash.items())]
     parts.append(_table(["settings hash", "engine", "engine version", "documents"], rows))
+    step_rows = []
+    for t in sorted(run.docs):
+        for d in run.docs[t]:
+            p = d.get("provenance") or {}
+            h = p.get("settings_hash") or "(no hash)"
+            st = p.get("settings") or {}
+            brief = ", ".join(f"{k}={st[k]}" for k in ("preset", "xc", "mode", "ecut_eV", "kpts", "kspacing_A", "smearing_eV",
+                                                        "spinpol", "dipole_correction", "d3", "fmax_eV_A") if k in st)
+            step_rows.append(f"<tr><td>{_e(t)}</td><td>{_e(d.get('system', ''))}</td><td>{_e(_where(d))}</td>"
+                             f"<td><a href=\"#settings-{_e(h)}\"><code>{_e(h)}</code></a></td><td>{_e(brief)}</td></tr>")
+    parts.append("<div class='wide'><table><tr><th>step (document)</th><th>system</th><th>what</th>"
+                 "<th>settings hash</th><th>main settings</th></tr>" + "".join(step_rows) + "</table></div>")
     for h, v in sorted(by_hash.items()):
-        parts.append(f"<details><summary>settings {_e(h)} ({_e(v['engine'])}) used by {len(v['steps'])} documents"
+        parts.append(f"<details id=\"settings-{_e(h)}\"><summary>settings {_e(h)} ({_e(v['engine'])}) used by {len(v['steps'])} documents"
                      f"</summary><p class='note'>{_e('; '.join(v['steps']))}</p><pre>"
                      f"{_e(json.dumps(v['settings'], indent=1, sort_keys=True, default=str))}</pre></details>")
     return "\n".join(parts)

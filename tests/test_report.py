@@ -31,7 +31,7 @@ def report(tmp_path_factory):
 
 
 def _refs(text: str) -> list[str]:
-    return re.findall(r'(?:src|href)="([^"]+)"', text)
+    return [r for r in re.findall(r'(?:src|href)="([^"]+)"', text) if not r.startswith("#")]
 
 
 def test_index_written_with_sections(report):
@@ -67,6 +67,7 @@ def test_settings_hashes_and_provenance(report):
             p = d.get("provenance") or {}
             if p.get("settings_hash"):
                 assert p["settings_hash"] in text
+                assert f'id="settings-{p["settings_hash"]}"' in text
             if p.get("run_dir"):
                 assert p["run_dir"] in text
             if p.get("engine"):
