@@ -6,9 +6,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from hetero.report import build_report
