@@ -38,6 +38,9 @@ class ModelSpec(BaseModel, extra="forbid"):
     substrate_thickness: float = 1
     max_area: float = 100.0
     max_atoms: int = 60
+    # extra vacuum (A) for ion campaigns, with the slab + ion re-centred: without it the vacuum above
+    # an adsorbed ion is too short for a flat potential (work function, dipole correction)
+    extra_vacuum_A: float = 4.0
     rank: int = 0  # which candidate of the ranked list (0 = least strain, then fewest atoms)
     tolerances: dict[str, float] = Field(default_factory=dict)  # max_length_tol, max_angle_tol, ...
 
@@ -102,7 +105,24 @@ def build_host(camp: Campaign, size: str):
             update={"system": f"{record.system}-{m[0][0]}{m[0][1]}{m[1][0]}{m[1][1]}", "n_atoms": len(slab)}
         )
         record.notes += f" Surface supercell {m} applied: {len(slab)} atoms, {slab.lattice.a:.3f} x {slab.lattice.b:.3f} A."
+    if camp.model.extra_vacuum_A > 0:
+        slab = add_vacuum_for_ion(slab, camp.model.extra_vacuum_A)
+        record.notes += f" Vacuum extended by {camp.model.extra_vacuum_A} A, slab + ion room centred (c = {slab.lattice.c:.2f} A)."
     return slab, record
+
+
+def add_vacuum_for_ion(slab, extra_A: float, ion_room_A: float = 3.0):
+    """Lengthen c by extra_A and centre the slab plus `ion_room_A` above it (c must be the normal)."""
+    from pymatgen.core import Lattice, Structure
+
+    m = slab.lattice.matrix.copy()
+    c_len = np.linalg.norm(m[2])
+    m[2] = m[2] * (c_len + extra_A) / c_len
+    cart = slab.cart_coords.copy()
+    z_lo, z_hi = cart[:, 2].min(), cart[:, 2].max() + ion_room_A
+    cart[:, 2] += m[2][2] / 2 - (z_lo + z_hi) / 2
+    return Structure(Lattice(m), slab.species, cart, coords_are_cartesian=True,
+                     site_properties=slab.site_properties, properties=slab.properties)
 
 
 def build_sites(camp: Campaign, slab):

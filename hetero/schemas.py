@@ -165,10 +165,11 @@ class WorkFunctionDoc(BaseModel):
     z_A: list[float]
     planar_potential_eV: list[float]
     fermi_eV: float
-    vacuum_top_eV: float
-    vacuum_bottom_eV: float
-    work_function_top_eV: float
-    work_function_bottom_eV: float
+    vacuum_top_eV: float | None = None  # None: no flat vacuum on that side (too little vacuum)
+    vacuum_bottom_eV: float | None = None
+    work_function_top_eV: float | None = None
+    work_function_bottom_eV: float | None = None
+    dipole_corrected: bool = False
     provenance: Provenance
 
 

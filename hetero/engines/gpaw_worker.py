@@ -215,7 +215,9 @@ def run_static(task: dict, folder: Path) -> dict:
             for l in sorted(set(setup.l_j)):
                 p += dos.raw_pdos(energies, a=i, l=l, m=None, spin=None, width=width)
             per_atom_pdos.append(p)
-        # states below E_F on a raw (unbroadened) count: integrate the broadened DOS below 0
+        # electron count below E_F over every band (semicore states lie far below the plot window)
+        e_full = np.arange(-120.0, 1e-9, 0.02)
+        out["n_electrons_below_fermi"] = float(np.trapezoid(dos.raw_dos(e_full, width=width, spin=None), e_full))
         _save(folder / "dos.npz", energies=energies, total=total, per_atom=np.array(per_atom_pdos))
         out["files"]["dos"] = "dos.npz"
         out["dos_fermi_eV"] = float(dos_calc.get_fermi_level())

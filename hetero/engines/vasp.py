@@ -133,8 +133,12 @@ def kpoint_settings(structure: Structure, step: str, preset: dict[str, Any]) -> 
 
 
 def input_generator(structure: Structure, step: str, preset: str | dict = "fast", *, stacked: bool = False,
-                    asymmetric: bool = False, user_incar: dict[str, Any] | None = None):
-    """An atomate2 input-set generator (RelaxSetGenerator for relax/neb, StaticSetGenerator otherwise)."""
+                    asymmetric: bool = False, user_incar: dict[str, Any] | None = None,
+                    sort_structure: bool = True):
+    """An atomate2 input-set generator (RelaxSetGenerator for relax/neb, StaticSetGenerator otherwise).
+
+    ``sort_structure=False`` keeps the atom order of ``structure`` in the POSCAR (the engine contract
+    needs it: fixed atoms, ion indices and fragments are indices into the caller's structure)."""
     from atomate2.vasp.sets.core import RelaxSetGenerator, StaticSetGenerator
 
     p = load_preset(preset) if isinstance(preset, str) else preset
@@ -142,7 +146,7 @@ def input_generator(structure: Structure, step: str, preset: str | dict = "fast"
     cls = RelaxSetGenerator if step in ("relax", "neb") else StaticSetGenerator
     # auto_ismear would override the preset's smearing from a previous band gap: keep ours explicit.
     return cls(user_incar_settings=incar, user_kpoints_settings=kpoint_settings(structure, step, p),
-               auto_ismear=False, force_gamma=True)
+               auto_ismear=False, force_gamma=True, sort_structure=sort_structure)
 
 
 def write_inputs(structure: Structure, step: str, directory: str | Path, preset: str | dict = "fast",

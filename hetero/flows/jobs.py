@@ -147,6 +147,8 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
         fragments,
         broadening_eV=calc["provenance"]["settings"].get("dos_width_eV", 0.1),
     )
+    if res.get("n_electrons_below_fermi") is not None:  # whole band range, not just the plot window
+        reduced["n_electrons_integrated"] = res["n_electrons_below_fermi"]
     return DosDoc(
         system=calc["system"],
         label=calc["label"],
@@ -170,25 +172,44 @@ def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict
 @job
 @_plain
 def workfunction_job(calc: dict) -> dict | None:
+    """Work function of each side from the planar-averaged electrostatic potential.
+
+    With a dipole correction the two vacua differ; a side whose vacuum never flattens (e.g. little
+    room above an adsorbed ion) gets None rather than the other side's value.
+    """
     structure = Structure.from_dict(calc["structure"])
     res = _result_json(calc)
     v = np.asarray(res["planar_potential_eV"])
     length = structure.lattice.c
     z = np.arange(len(v)) * length / len(v)
+    atom_z = structure.cart_coords[:, 2]
+    dipole = bool(calc["provenance"]["settings"].get("dipole_correction"))
+    plateau_kw = {"flat_tol": 0.05, "window_A": 1.0, "min_plateau_A": 0.8, "min_atom_distance_A": 2.5}
     try:
-        wf = work_function(z, v, res["fermi_eV"], cell_length=length, atom_z=structure.cart_coords[:, 2])
+        wf = work_function(z, v, res["fermi_eV"], cell_length=length, atom_z=atom_z, **plateau_kw)
     except NoVacuumError:
         return None
+    top = (wf.vacuum_top_eV, wf.work_function_top_eV)
+    bottom = (wf.vacuum_bottom_eV, wf.work_function_bottom_eV)
+    if dipole and len(wf.plateaus) == 1:
+        # one flat vacuum only: decide which side of the slab it faces (slab centred, dipole layer at the boundary)
+        centre = wf.plateaus[0]["center_A"]
+        slab_mid = (atom_z.min() + atom_z.max()) / 2
+        if centre > slab_mid:
+            bottom = (None, None)
+        else:
+            top = (None, None)
     return WorkFunctionDoc(
         system=calc["system"],
         label=calc["label"],
         z_A=z.tolist(),
         planar_potential_eV=v.tolist(),
         fermi_eV=res["fermi_eV"],
-        vacuum_top_eV=wf.vacuum_top_eV,
-        vacuum_bottom_eV=wf.vacuum_bottom_eV,
-        work_function_top_eV=wf.work_function_top_eV,
-        work_function_bottom_eV=wf.work_function_bottom_eV,
+        vacuum_top_eV=top[0],
+        vacuum_bottom_eV=bottom[0],
+        work_function_top_eV=top[1],
+        work_function_bottom_eV=bottom[1],
+        dipole_corrected=dipole,
         provenance=Provenance(**calc["provenance"]),
     )
 
@@ -293,7 +314,7 @@ class NebMaker(Maker):
             asymmetric_slab=self.asymmetric_slab,
         )
         e_rel = [e - result["energies_eV"][0] for e in result["energies_eV"]]
-        spline_rel = [e - result["energies_eV"][0] for e in result["spline_e_eV"]]
+        spline_rel = list(result["spline_e_eV"])  # ase's NEBTools fit is relative to the first image
         return NebDoc(
             system=system, ion=ion, path=f"{start['site']}->{end['site']}",
             reaction_coord_A=result["reaction_coord_A"], energies_eV=e_rel,
