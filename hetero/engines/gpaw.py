@@ -65,7 +65,9 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> dict[str,
 
 
 def kpoint_mesh(structure: Structure, settings: dict[str, Any], vacuum_axes: tuple[int, ...] = ()) -> list[int]:
-    if settings.get("kpts"):
+    """Explicit `kpts` apply to models with vacuum (slabs, layers, atoms in a box); a bulk crystal
+    (e.g. the bulk-metal reference of an adsorption campaign) always takes its mesh from kspacing."""
+    if settings.get("kpts") and vacuum_axes:
         return [int(k) for k in settings["kpts"]]
     recip = structure.lattice.reciprocal_lattice.abc  # includes 2*pi
     mesh = [max(1, math.ceil(b / settings["kspacing_A"])) for b in recip]
