@@ -110,3 +110,22 @@ def test_rerun_skips_finished_work(chain_root):
     assert all(p.stat().st_mtime == stamps[p] for p in logs)
     summary = json.loads((chain_root / "run_summary.json").read_text())
     assert summary["jobs_finished"] >= summary["jobs_in_flow"]
+
+
+def test_screening_table_from_the_gpaw_store(chain_root, docs):
+    from hetero.table import build_table
+
+    df = build_table(chain_root / "store.json")
+    ads = df[df["site"].notna()] if "site" in df else df
+    assert set(ads["site"].dropna()) == {"top-V", "hollow"}
+    assert set(ads["e_ads_reference"].dropna()) == {"bulk metal", "isolated atom"}
+    bulk_rows = ads[ads["e_ads_reference"] == "bulk metal"]
+    for _, row in bulk_rows.iterrows():
+        e_ads = {d["site"]: d["e_ads_bulk_eV"] for d in docs["adsorption"]}[row["site"]]
+        assert row["e_ads_eV"] == pytest.approx(e_ads)
+        assert np.sign(row["ocv_V"]) == -np.sign(row["e_ads_eV"])  # V = -E_ads/e for one ion
+        assert row["capacity_mAh_g"] > 0
+        assert row["engine"] == "gpaw" and isinstance(row["settings_hash"], str)
+    assert df["barrier_eV"].dropna().iloc[0] == pytest.approx(docs["neb"][0]["barrier_eV"])
+    assert df["diffusion_coefficient_cm2_s"].dropna().iloc[0] > 0
+    assert (df["dos_at_fermi"].dropna() > 0).all()
