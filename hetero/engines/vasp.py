@@ -592,6 +592,9 @@ class VaspEngine:
             if chg_p is None:
                 raise OutputParseError(folder / "CHGCAR", "density requested (LCHARG) but VASP wrote no CHGCAR")
             chg = read_chgcar(chg_p)
+            if [sp.symbol for sp in chg.structure.species] != symbols:
+                raise OutputParseError(chg_p, "CHGCAR is for another structure than vasprun.xml")
+            vol = chg.structure.volume
             pseudo = np.asarray(chg.data["total"], dtype=float) / vol  # VASP stores rho * V_cell
             out["gpts"] = [int(x) for x in pseudo.shape]
             arrays = {"pseudo": pseudo, "cell": final.lattice.matrix}
