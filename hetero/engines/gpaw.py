@@ -40,6 +40,10 @@ class EngineRunError(RuntimeError):
     pass
 
 
+class SCFNotConvergedError(EngineRunError):
+    pass
+
+
 def configs_dir() -> Path:
     env = os.environ.get("HETERO_CONFIGS")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
@@ -255,8 +259,13 @@ class GpawEngine:
         with open(folder / "worker.log", "ab") as log:
             proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0 or not (folder / "result.json").exists():
-            tail = (folder / "worker.log").read_text(errors="replace")[-2000:]
-            raise EngineRunError(f"GPAW run in {folder} failed (exit {proc.returncode}); last output:\n{tail}")
+            log_text = (folder / "worker.log").read_text(errors="replace")
+            if "KohnShamConvergenceError" in log_text:
+                raise SCFNotConvergedError(
+                    f"SCF did not converge in {folder} (scf_maxiter), nor on the retry with safer mixing "
+                    "(beta 0.02) and doubled smearing: raise scf_maxiter, check the structure or the spin set-up"
+                )
+            raise EngineRunError(f"GPAW run in {folder} failed (exit {proc.returncode}); last output:\n{log_text[-2000:]}")
         result = json.loads((folder / "result.json").read_text())
         result["launch_wall_s"] = time.time() - t0
         return result
