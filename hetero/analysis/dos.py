@@ -28,6 +28,7 @@ def reduce_dos(
     symbols: list[str],
     fragments: dict[str, list[int]] | None = None,
     broadening_eV: float = 0.1,
+    eigen_gap_eV: float | None = None,
 ) -> dict:
     energies = np.asarray(energies)
     total = np.asarray(total)
@@ -41,15 +42,15 @@ def reduce_dos(
     dE = energies[1] - energies[0]
     n_below = float(total[energies <= 0].sum() * dE)
     at_ef = float(np.interp(0.0, energies, total))
-    # a Gaussian of width w leaks states ~2w into a gap: widen the threshold accordingly
+    # broadening leaks states into a gap, so the empty region of a smeared DOS underestimates it;
+    # callers with eigenvalues should pass their gap instead (dos_job does)
     gap = band_gap(energies, total, threshold=0.01)
-    gap = max(0.0, gap - 2 * broadening_eV) if np.isfinite(gap) and gap > 0 else gap
     return {
         "energies_eV": energies.tolist(),
         "total": total.tolist(),
         "projected": projected,
-        "band_gap_eV": gap,
-        "is_metal": bool(at_ef > METAL_DOS_THRESHOLD),
+        "band_gap_eV": eigen_gap_eV if eigen_gap_eV is not None else gap,
+        "is_metal": bool(at_ef > METAL_DOS_THRESHOLD) if eigen_gap_eV is None else eigen_gap_eV == 0.0,
         "dos_at_fermi": at_ef,
         "n_electrons_integrated": n_below,
     }

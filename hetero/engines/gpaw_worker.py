@@ -221,6 +221,12 @@ def run_static(task: dict, folder: Path) -> dict:
         _save(folder / "dos.npz", energies=energies, total=total, per_atom=np.array(per_atom_pdos))
         out["files"]["dos"] = "dos.npz"
         out["dos_fermi_eV"] = float(dos_calc.get_fermi_level())
+        try:  # gap from the eigenvalues themselves (a broadened DOS leaks states into a gap)
+            from ase.dft.bandgap import bandgap
+
+            out["eigen_gap_eV"] = float(bandgap(dos_calc, output=None)[0])
+        except Exception:
+            out["eigen_gap_eV"] = None
     if settings.get("write_gpw"):
         dft.write(str(folder / "static.gpw"), mode="all")
         out["files"]["restart"] = "static.gpw"

@@ -629,6 +629,10 @@ class VaspEngine:
             out["dos_fermi_eV"] = ref_e
             out["dos_reference"] = how
             out["dos_projected"] = projected  # False: per_atom is NaN (VASP ran without LORBIT)
+            try:  # the eigenvalue gap, as GPAW's result carries it (a smeared DOS underestimates gaps)
+                out["eigen_gap_eV"] = float(vr.eigenvalue_band_properties[0])
+            except Exception:  # noqa: BLE001 - no eigenvalues in this vasprun
+                out["eigen_gap_eV"] = None
         return self._save(folder, out)
 
     def _save(self, folder: Path, out: dict) -> dict:

@@ -146,6 +146,7 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
         [sp.symbol for sp in structure.species],
         fragments,
         broadening_eV=calc["provenance"]["settings"].get("dos_width_eV", 0.1),
+        eigen_gap_eV=res.get("eigen_gap_eV"),
     )
     if res.get("n_electrons_below_fermi") is not None:  # whole band range, not just the plot window
         reduced["n_electrons_integrated"] = res["n_electrons_below_fermi"]
