@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.build.common import BuildError, cluster_planes
+from hetero.build.common import BuildError
 from hetero.build.sites import Site, _height_for, covalent_radius, place_ion
 
 MIN_DIST = 1.0

@@ -19,17 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
 from pymatgen.core import Structure
 
+from hetero.engines.presets import PresetError, configs_dir, vacuum_axes  # noqa: F401 (re-exported)
+from hetero.engines.presets import available_presets as _available
+from hetero.engines.presets import load_preset as _load
 from hetero.schemas import settings_hash
 
 MAGNETIC_PRONE = {"V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu"}
-
-
-class PresetError(ValueError):
-    pass
 
 
 class ModelTooLargeError(RuntimeError):
@@ -44,28 +41,13 @@ class SCFNotConvergedError(EngineRunError):
     pass
 
 
-def configs_dir() -> Path:
-    env = os.environ.get("HETERO_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-
-
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in (configs_dir() / "gpaw").glob("*.yaml"))
+    return _available("gpaw")
 
 
 def load_preset(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Preset YAML merged with user overrides; unknown keys are rejected with the valid ones listed."""
-    path = configs_dir() / "gpaw" / f"{name}.yaml"
-    if not path.exists():
-        raise PresetError(f"unknown GPAW preset '{name}'; valid presets: {', '.join(available_presets())}")
-    settings = yaml.safe_load(path.read_text())
-    for key in overrides or {}:
-        if key not in settings:
-            raise PresetError(
-                f"unknown preset key '{key}' (preset '{name}'); valid keys: {', '.join(sorted(settings))}"
-            )
-    settings.update(overrides or {})
-    return settings
+    """configs/gpaw/<name>.yaml merged with user overrides; unknown keys are rejected with the valid ones."""
+    return _load("gpaw", name, overrides, PresetError)
 
 
 def kpoint_mesh(structure: Structure, settings: dict[str, Any], vacuum_axes: tuple[int, ...] = ()) -> list[int]:
@@ -78,17 +60,6 @@ def kpoint_mesh(structure: Structure, settings: dict[str, Any], vacuum_axes: tup
     for ax in vacuum_axes:
         mesh[ax] = 1
     return mesh
-
-
-def vacuum_axes(structure: Structure, min_gap_A: float = 6.0) -> tuple[int, ...]:
-    """Lattice axes along which the atoms leave an empty gap wider than min_gap_A (slabs, 2D layers)."""
-    axes = []
-    for ax in range(3):
-        f = np.sort(structure.frac_coords[:, ax] % 1.0)
-        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
-        if gaps.max() * structure.lattice.abc[ax] > min_gap_A:
-            axes.append(ax)
-    return tuple(axes)
 
 
 def estimate_memory_GiB(structure: Structure, settings: dict[str, Any], kpts: list[int]) -> float:

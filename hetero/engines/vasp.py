@@ -24,55 +24,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pymatgen.core import Structure
 
+from hetero.engines.presets import available_presets as _available
+from hetero.engines.presets import PresetError, configs_dir, vacuum_axes  # noqa: F401 (re-exported)
+from hetero.engines.presets import load_preset as _load
 from hetero.schemas import settings_hash
 
 STEPS = ("relax", "static", "dos", "bader", "workfunction", "neb")
 HUBBARD_ANIONS = ("O", "F")
 
 
-class VaspPresetError(ValueError):
+class VaspPresetError(PresetError):
     pass
 
 
-def configs_dir() -> Path:
-    import os
-
-    env = os.environ.get("HETERO_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-
-
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in (configs_dir() / "vasp").glob("*.yaml"))
+    return _available("vasp")
 
 
 def load_preset(name: str = "fast", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    path = configs_dir() / "vasp" / f"{name}.yaml"
-    if not path.exists():
-        raise VaspPresetError(f"unknown VASP preset '{name}'; valid presets: {', '.join(available_presets())}")
-    preset = yaml.safe_load(path.read_text())
-    for key, val in (overrides or {}).items():
-        if key not in preset:
-            raise VaspPresetError(f"unknown preset key '{key}' (preset '{name}'); valid keys: {', '.join(sorted(preset))}")
-        if isinstance(val, dict) and isinstance(preset[key], dict):
-            preset[key] = {**preset[key], **val}
-        else:
-            preset[key] = val
+    preset = _load("vasp", name, overrides, VaspPresetError)
     preset["name"] = name
     return preset
-
-
-def vacuum_axes(structure: Structure, min_gap_A: float = 6.0) -> tuple[int, ...]:
-    """Lattice axes along which the atoms leave an empty gap wider than min_gap_A."""
-    axes = []
-    for ax in range(3):
-        f = np.sort(structure.frac_coords[:, ax] % 1.0)
-        gaps = np.diff(np.r_[f, f[0] + 1.0]) * structure.lattice.abc[ax]
-        if gaps.max() >= min_gap_A:
-            axes.append(ax)
-    return tuple(axes)
 
 
 def incar_updates(structure: Structure, step: str, preset: dict[str, Any], *, stacked: bool = False,

@@ -64,7 +64,6 @@ class AdsorptionFlowMaker(Maker):
         jobs = []
         relax = RelaxMaker(engine=self.engine, asymmetric_slab=True)
         static = StaticMaker(engine=self.engine, asymmetric_slab=True)
-        outputs = []
 
         host_relax = relax.make(host, system, "host", run_root)
         host_relax.name = "relax host"
