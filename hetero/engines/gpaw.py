@@ -226,6 +226,8 @@ class GpawEngine:
             extra += ["--oversubscribe"] if os.environ.get("HETERO_OVERSUBSCRIBE") else []
             cmd = [mpiexec, *extra, "-n", str(n), *cmd]
         env = dict(os.environ, HETERO_TASK_DIR=str(folder), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        # idle ranks yield the core instead of spinning: two runs sharing a node stay usable
+        env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
         t0 = time.time()
         with open(folder / "worker.log", "ab") as log:
             proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
