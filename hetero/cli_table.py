@@ -18,9 +18,10 @@ def table(
     formats: str = typer.Option("csv,parquet,md", "--formats", help="Comma-separated: csv, parquet, md, json."),
     nu_hz: float = typer.Option(1e13, "--nu-hz", help="Attempt frequency for D = a^2 nu exp(-Ea/kT)."),
     temperature_k: float = typer.Option(300.0, "--temperature-k", help="Temperature for D."),
+    compare: bool = typer.Option(False, "--compare", help="Also print (and write) per-site E_ads beside the study's published values."),
 ) -> None:
     """Build the screening table from a store and print/write it."""
-    from hetero.table import build_table, write_table
+    from hetero.table import build_table, compare_with_published, write_table
 
     try:
         df = build_table(source, nu_Hz=nu_hz, temperature_K=temperature_k, sort=sort, filters=filter_ or None)
@@ -36,6 +37,16 @@ def table(
     typer.echo(f"{len(df)} rows")
     if len(df):
         typer.echo(df[shown].dropna(axis=1, how="all").head(50).to_string(index=False))
+
+    if compare:
+        folder = source if source.is_dir() else source.parent
+        cmp_df = compare_with_published(folder)
+        typer.echo("\nadsorption energies: this work vs published (literature)")
+        typer.echo(cmp_df.to_string(index=False) if len(cmp_df) else "no adsorption results yet")
+        if out is not None and len(cmp_df):
+            out.mkdir(parents=True, exist_ok=True)
+            cmp_df.to_csv(out / "comparison_published.csv", index=False)
+            (out / "comparison_published.md").write_text(cmp_df.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
 if __name__ == "__main__":

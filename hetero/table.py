@@ -258,6 +258,8 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
         if not isinstance(raw, dict):
             continue
         pairs = _unwrap(raw)
+        if not pairs and raw.get("uuid") and "output" in raw and raw["output"] is not None:
+            continue  # an auxiliary job (a reference energy, a path choice): its number lives in a document
         if not pairs and raw.get("uuid"):
             # a job whose output is not one of our documents (failed/None): keep a trace
             sysname = (raw.get("metadata") or {}).get("system") or raw.get("name", "?")
@@ -409,3 +411,33 @@ def docs_to_json_store(docs: list[dict], path: str | Path) -> Path:
                                          "metadata": {}, "output": d} for d in docs]
     path.write_text(json.dumps(wrapped, default=str))
     return path
+
+
+def compare_with_published(run_folder: str | Path) -> pd.DataFrame:
+    """Per-site adsorption energies beside the study's published values (campaign.json `published`).
+
+    Columns: site, this work with each reference state, the published value, and both rankings
+    (1 = most favourable), so agreement in ordering and magnitude can be read off directly.
+    """
+    import json
+
+    folder = Path(run_folder)
+    camp = json.loads((folder / "campaign.json").read_text()) if (folder / "campaign.json").exists() else {}
+    published = (camp.get("published") or {}).get("e_ads_eV") or {}
+    rows = []
+    for d in iter_documents(folder / "store.json"):
+        out = d.get("output") if isinstance(d, dict) and "output" in d else d
+        if isinstance(out, dict) and out.get("doc_type") == "adsorption":
+            rows.append({
+                "site": out["site"],
+                "e_ads_bulk_metal_eV": out.get("e_ads_bulk_eV"),
+                "e_ads_isolated_atom_eV": out.get("e_ads_atom_eV"),
+                "published_eV": published.get(out["site"]),
+                "height_A": out.get("height_A"),
+            })
+    df = pd.DataFrame(rows, columns=["site", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV", "height_A"])
+    if len(df):
+        df["rank_this_work"] = df["e_ads_bulk_metal_eV"].rank(method="min").astype("Int64")
+        df["rank_published"] = df["published_eV"].rank(method="min").astype("Int64")
+        df = df.sort_values("e_ads_bulk_metal_eV").reset_index(drop=True)
+    return df
