@@ -36,6 +36,8 @@ def figures_command(
         console.print(f"[green]wrote[/green] {stem}.png / .pdf")
     for name, why in fs.skipped:
         console.print(f"[yellow]skipped[/yellow] {name}: {why}")
+    for name, why in fs.warnings:
+        console.print(f"[red]warning[/red] {name}: {why}")
     console.print(f"{len(fs.figures)} figures in {fs.out_dir}, {len(fs.skipped)} skipped")
     return fs
 
@@ -53,6 +55,8 @@ def report_command(
     path, fs = build_report(run_folder, out=out, isovalue=isovalue, embed=embed)
     for name, why in fs.skipped:
         console.print(f"[yellow]skipped[/yellow] {name}: {why}")
+    for name, why in fs.warnings:
+        console.print(f"[red]warning[/red] {name}: {why}")
     console.print(f"[green]report[/green]: {path}")
     return path
 

@@ -715,13 +715,24 @@ def plot_neb(doc: dict, colour: str = PALETTE[0]):
     right = top_x > (float(x.min()) + float(x.max())) / 2
     ax.text(top_x, (e[0] + top_e) / 2, f"  $E_a$ = {barrier:.3f} eV" + ("  " if right else ""), va="center",
             ha="right" if right else "left", fontsize=8, gid="barrier")
+    warnings = []
+    if len(se) and abs(float(se[0]) - float(e[0])) > 0.05:
+        warnings.append(f"spline starts {float(se[0]) - float(e[0]):+.3f} eV away from the first image: the document's "
+                        "spline (and a barrier taken from it) is inconsistent with its images")
+    img_barrier = float(e.max() - e[0])
+    if abs(barrier - img_barrier) > max(1.0, 2 * abs(img_barrier)):
+        warnings.append(f"barrier_eV {barrier:.3f} far from the image maximum {img_barrier:.3f} eV")
+    if warnings:
+        ax.text(0.02, 0.02, "WARNING: " + "; ".join(warnings), transform=ax.transAxes, fontsize=6, color="#b00000",
+                wrap=True, va="bottom", gid="warning")
     conv = "" if doc.get("converged", True) else " (NOT converged)"
     ax.set_title(f"CI-NEB {doc.get('ion', '')} {doc.get('path', '')} on {doc.get('system', '')}{conv}")
     ax.set_xlabel(r"reaction coordinate ($\AA$)")
     ax.set_ylabel("E - E$_{initial}$ (eV)")
     ax.legend(frameon=False, loc="best")
     return fig, {"barrier_eV": barrier, "images_x": x.tolist(), "images_e": e.tolist(),
-                 "spline_x": sx.tolist(), "spline_e": se.tolist(), "converged": bool(doc.get("converged", True))}
+                 "spline_x": sx.tolist(), "spline_e": se.tolist(), "converged": bool(doc.get("converged", True)),
+                 "warnings": warnings}
 
 
 # ------------------------------------------------------------------------------------------ screening
@@ -900,10 +911,12 @@ class FigureSet:
     out_dir: Path
     figures: dict[str, dict] = field(default_factory=dict)  # stem -> {"kind", "title", "files", "values"}
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (figure, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (figure, what looks wrong in the data)
 
     def summary(self) -> str:
         lines = [f"{len(self.figures)} figures written to {self.out_dir}"]
         lines += [f"skipped {name}: {why}" for name, why in self.skipped]
+        lines += [f"warning {name}: {why}" for name, why in self.warnings]
         return "\n".join(lines)
 
 
@@ -1076,6 +1089,10 @@ def make_figures(source: Any, out: str | Path | None = None, isovalue: float = I
                 if echo:
                     echo(f"skipped {stem}: error {type(exc).__name__}: {exc}")
                 continue
+            for w in (values or {}).get("warnings") or []:
+                result.warnings.append((stem, w))
+                if echo:
+                    echo(f"warning {stem}: {w}")
             files = save_figure(fig, out, stem)
             result.figures[stem] = {"kind": kind, "title": title, "files": [str(p) for p in files], "values": values}
             if echo:
@@ -1086,5 +1103,6 @@ def make_figures(source: Any, out: str | Path | None = None, isovalue: float = I
                 for k, v in result.figures.items()}
     (out).mkdir(parents=True, exist_ok=True)
     (out / "figures.json").write_text(json.dumps({"figures": manifest, "skipped": result.skipped,
+                                                  "warnings": result.warnings,
                                                   "isovalue_e_per_A3": isovalue}, indent=1))
     return result

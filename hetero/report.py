@@ -38,7 +38,7 @@ th.pub,td.pub{background:#f3f3f3}th.ours,td.ours{background:#eaf4ea}
 figure{margin:0;border:1px solid #ddd;padding:6px;max-width:720px}
 figure img{max-width:100%;height:auto;display:block}
 figcaption{font-size:12px;color:#444;margin-top:4px}
-.note{font-size:12px;color:#555}.skip{color:#8a5a00}
+.note{font-size:12px;color:#555}.skip{color:#8a5a00}.warn{color:#b00000}
 pre{font-size:11px;background:#f7f7f7;padding:6px;overflow-x:auto;max-width:1400px}
 .wide{overflow-x:auto}
 """
@@ -208,6 +208,9 @@ def figures_html(fs: FigureSet, out_dir: Path, embed: bool) -> str:
                         f'<figcaption>{_e(info["title"])} &middot; <a href="{_e(pdf_rel)}">PDF</a> '
                         f'&middot; <code>{_e(stem)}</code></figcaption></figure>')
         parts.append(f"<h3>{_e(heading)}</h3><div class='figs'>{''.join(figs)}</div>")
+    if fs.warnings:
+        items = "".join(f"<li><code>{_e(n)}</code>: {_e(w)}</li>" for n, w in fs.warnings)
+        parts.insert(0, f"<h3>Warnings (data that looks wrong; plotted as stored)</h3><ul class='warn'>{items}</ul>")
     if fs.skipped:
         items = "".join(f"<li><code>{_e(n)}</code>: {_e(w)}</li>" for n, w in fs.skipped)
         parts.append(f"<h3>Skipped</h3><ul class='skip'>{items}</ul>")

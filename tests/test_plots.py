@@ -488,3 +488,17 @@ def test_hexagonal_cell_slice_iso_and_elf(tmp_path):
                    provenance=_prov(tmp_path, "static")).model_dump()
     fs = plots.make_figures([calc], out=tmp_path / "figs", kinds={"elf"})
     assert list(fs.figures) == ["elf_VS2-test_Li_at_top"], fs.skipped
+
+
+def test_neb_inconsistent_spline_is_flagged_not_hidden():
+    docs, _, _ = synthetic_docs(Path("/nonexistent"), {"neb"})
+    d = docs[0].model_dump()
+    e0 = -40.77  # a spline left in absolute energies while the images are relative
+    d["spline_e_eV"] = [x - e0 for x in d["spline_e_eV"]]
+    d["barrier_eV"] = max(d["spline_e_eV"])
+    fig, v = plots.plot_neb(d)
+    assert v["barrier_eV"] == d["barrier_eV"]  # the document's value is what is annotated
+    assert v["warnings"] and "inconsistent" in v["warnings"][0]
+    assert [t for t in fig.axes[0].texts if t.get_gid() == "warning"]
+    fig, v = plots.plot_neb(docs[0].model_dump())
+    assert v["warnings"] == []
