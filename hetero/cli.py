@@ -84,5 +84,21 @@ def submit(
     console.print(f"script: {script}" + (f"; submitted: {job_id}" if job_id else "; submit it with sbatch/qsub or --now"))
 
 
+@app.command()
+def export(
+    run_folder: Path = typer.Argument(..., help="a run folder (holding store.json)"),
+    dest: Path = typer.Argument(..., help="where to copy the small outputs"),
+):
+    """Copy a run's store, settings, logs and small grids (no wavefunctions or full densities)."""
+    from hetero.export import export_run
+
+    try:
+        summary = export_run(run_folder, dest)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(f"copied {summary['copied']} files to {dest} ({summary['skipped']} large files left behind)")
+
+
 if __name__ == "__main__":
     app()

@@ -1,7 +1,7 @@
 """Export a run folder's small outputs (store, settings, logs, CDD grids) for committing or sharing.
 
 Wavefunctions, restart files and full densities stay behind; everything `hetero table`, `hetero
-figures` and `hetero report` need is copied, with paths inside the store rewritten to the copy.
+figures` and `hetero report` need is copied.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ def export_run(run_folder: str | Path, dest: str | Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
         copied += 1
-    # the store names absolute run folders: point them at the exported copy
-    for name in ("store.json",):
-        p = dst / name
-        p.write_text(p.read_text().replace(str(src), str(dst)))
+    # the store keeps the original absolute paths (provenance); readers find the files under the
+    # copy by their tail (hetero.plots._resolve)
     summary = {"copied": copied, "skipped": len(skipped), "skipped_examples": skipped[:10]}
     (dst / "export.json").write_text(json.dumps({"source": str(src), **summary}, indent=1))
     return summary
