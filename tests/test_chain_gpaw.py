@@ -40,6 +40,8 @@ def docs(chain_root) -> dict[str, list[dict]]:
 
 def test_every_step_produced_documents(docs):
     assert len(docs["adsorption"]) == 2
+    statics = [d for d in docs["calc"] if d["step"] == "static" and d["system"].startswith("VN")]
+    assert statics and all(Path(d["files"]["elf"]).exists() for d in statics)
     assert {d["label"] for d in docs["bader"]} == {"host", "Na@top-V", "Na@hollow"}
     assert len(docs["cdd"]) == 2
     assert len(docs["neb"]) == 1

@@ -26,7 +26,7 @@ from hetero.flows.jobs import (
     workfunction_job,
 )
 
-ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "adsorption", "neb")
+ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb")
 
 
 def _fixed(structure: Structure) -> list[int]:
@@ -63,7 +63,8 @@ class AdsorptionFlowMaker(Maker):
         """
         jobs = []
         relax = RelaxMaker(engine=self.engine, asymmetric_slab=True)
-        static = StaticMaker(engine=self.engine, asymmetric_slab=True)
+        outputs = ("density", "potential", "dos") + (("elf",) if "elf" in self.steps else ())
+        static = StaticMaker(engine=self.engine, asymmetric_slab=True, outputs=outputs)
 
         host_relax = relax.make(host, system, "host", run_root)
         host_relax.name = "relax host"
