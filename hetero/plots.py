@@ -1101,7 +1101,22 @@ def make_figures(source: Any, out: str | Path | None = None, isovalue: float = I
         result.skipped.append((f"job '{name}'", "job stored no document (failed, or nothing to report, e.g. a work function without vacuum)"))
     manifest = {k: {"kind": v["kind"], "title": v["title"], "files": [Path(f).name for f in v["files"]]}
                 for k, v in result.figures.items()}
-    (out).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    old_manifest = out / "figures.json"
+    old: dict = {}
+    if old_manifest.exists():
+        try:
+            old = json.loads(old_manifest.read_text()).get("figures", {})
+        except (json.JSONDecodeError, AttributeError):
+            old = {}
+    # figures of an earlier drawing that this store no longer supports are removed (only the kinds redrawn now)
+    for stem, info in old.items():
+        if stem not in manifest and (wanted is None or info.get("kind") in wanted):
+            for name in info.get("files", []):
+                if Path(name).name == name:
+                    (out / name).unlink(missing_ok=True)
+    if wanted is not None:  # partial redraw: keep the other kinds' entries
+        manifest = {**{k: v for k, v in old.items() if v.get("kind") not in wanted}, **manifest}
     (out / "figures.json").write_text(json.dumps({"figures": manifest, "skipped": result.skipped,
                                                   "warnings": result.warnings,
                                                   "isovalue_e_per_A3": isovalue}, indent=1))

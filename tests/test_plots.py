@@ -387,11 +387,20 @@ def test_empty_store_and_missing_grid(tmp_path):
     fs = plots.make_figures(root)
     assert fs.figures == {} and len(fs.skipped) >= 6
     root2 = write_run(tmp_path / "nogrid-fast", parts={"calc", "cdd"})
+    first = plots.make_figures(root2)  # grids present: slices drawn
+    slices = [Path(f) for k, v in first.figures.items() if k.startswith("cdd_slice") for f in v["files"]]
+    assert slices and all(p.exists() for p in slices)
     for p in (root2 / "calc").rglob("cdd.npz"):
         p.unlink()
+    fs = plots.make_figures(root2, kinds={"cdd_profile"})
+    assert all(p.exists() for p in slices)  # a partial redraw (kinds=...) leaves other kinds alone
     fs = plots.make_figures(root2, kinds={"cdd_profile", "cdd_slice"})
     assert any(k.startswith("cdd_profile") for k in fs.figures)
     assert [why for name, why in fs.skipped if name.startswith("cdd_slice") and "not found" in why]
+    assert not any(p.exists() for p in slices)  # figures the store no longer supports are removed
+    manifest = json.loads((root2 / "figures" / "figures.json").read_text())["figures"]
+    assert all((root2 / "figures" / f).exists() for v in manifest.values() for f in v["files"])
+    assert any(v["kind"] == "model" for v in manifest.values())  # kept from the full drawing
     with pytest.raises(FileNotFoundError, match="store.json"):
         plots.load_run(tmp_path / "nowhere")
 
