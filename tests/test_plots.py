@@ -214,15 +214,20 @@ def real_store() -> Path | None:
     return p if p.is_dir() else p.parent
 
 
+def copy_run(real: Path, dst: Path) -> Path:
+    """The run folder's JSON files only: documents point at their files (grids, result.json) by absolute path."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("store.json", "campaign.json", "models.json"):
+        if (real / name).exists():
+            (dst / name).write_bytes((real / name).read_bytes())
+    return dst
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory) -> Path:
     real = real_store()
     if real is not None:
-        import shutil
-
-        dst = tmp_path_factory.mktemp("real") / real.name
-        shutil.copytree(real, dst, ignore=shutil.ignore_patterns("figures", "report"), symlinks=True)
-        return dst
+        return copy_run(real, tmp_path_factory.mktemp("real") / real.name)
     return write_run(tmp_path_factory.mktemp("synthetic") / "synthetic-fast")
 
 

@@ -11,7 +11,18 @@ import pytest
 
 from hetero.report import build_report
 
-from test_plots import PUBLISHED, real_store, write_run  # noqa: E402 - sibling test module (rootdir on sys.path)
+try:  # the sibling test module builds the synthetic run folder
+    from test_plots import PUBLISHED, copy_run, real_store, write_run
+except ImportError:  # pytest --import-mode=importlib: tests/ is not on sys.path
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    _spec = importlib.util.spec_from_file_location("hetero_test_plots", Path(__file__).with_name("test_plots.py"))
+    _mod = importlib.util.module_from_spec(_spec)
+    sys.modules["hetero_test_plots"] = _mod
+    _spec.loader.exec_module(_mod)
+    PUBLISHED, copy_run, real_store, write_run = _mod.PUBLISHED, _mod.copy_run, _mod.real_store, _mod.write_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -21,7 +32,7 @@ def report(tmp_path_factory):
     real = real_store()
     if real is not None:
         root = tmp_path_factory.mktemp("real") / real.name
-        shutil.copytree(real, root, ignore=shutil.ignore_patterns("figures", "report"), symlinks=True)
+        copy_run(real, root)
     else:
         root = write_run(tmp_path_factory.mktemp("synthetic") / "synthetic-fast")
     path, fs = build_report(root)
