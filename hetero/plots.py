@@ -696,6 +696,23 @@ def plot_adsorption(ads_docs: list[dict], published: dict[str, float] | None = N
 # ------------------------------------------------------------------------------------------ NEB
 
 
+def neb_warnings(doc: dict) -> list[str]:
+    """What looks wrong in a NEB document (its numbers are still plotted as stored)."""
+    e = np.asarray(doc.get("energies_eV") or [0.0], float)
+    se = np.asarray(doc.get("spline_e_eV") or [], float)
+    barrier = float(doc.get("barrier_eV", 0.0))
+    out = []
+    if len(se) and abs(float(se[0]) - float(e[0])) > 0.05:
+        out.append(f"spline starts {float(se[0]) - float(e[0]):+.3f} eV away from the first image: the document's "
+                   "spline (and a barrier taken from it) is inconsistent with its images")
+    img_barrier = float(e.max() - e[0])
+    if abs(barrier - img_barrier) > max(1.0, 2 * abs(img_barrier)):
+        out.append(f"barrier_eV {barrier:.3f} far from the image maximum {img_barrier:.3f} eV")
+    if not doc.get("converged", True):
+        out.append("CI-NEB not converged")
+    return out
+
+
 def plot_neb(doc: dict, colour: str = PALETTE[0]):
     """Images (points), spline (line), barrier annotated with NebDoc.barrier_eV."""
     x = np.asarray(doc["reaction_coord_A"], float)
@@ -715,16 +732,10 @@ def plot_neb(doc: dict, colour: str = PALETTE[0]):
     right = top_x > (float(x.min()) + float(x.max())) / 2
     ax.text(top_x, (e[0] + top_e) / 2, f"  $E_a$ = {barrier:.3f} eV" + ("  " if right else ""), va="center",
             ha="right" if right else "left", fontsize=8, gid="barrier")
-    warnings = []
-    if len(se) and abs(float(se[0]) - float(e[0])) > 0.05:
-        warnings.append(f"spline starts {float(se[0]) - float(e[0]):+.3f} eV away from the first image: the document's "
-                        "spline (and a barrier taken from it) is inconsistent with its images")
-    img_barrier = float(e.max() - e[0])
-    if abs(barrier - img_barrier) > max(1.0, 2 * abs(img_barrier)):
-        warnings.append(f"barrier_eV {barrier:.3f} far from the image maximum {img_barrier:.3f} eV")
+    warnings = neb_warnings(doc)
     if warnings:
-        ax.text(0.02, 0.02, "WARNING: " + "; ".join(warnings), transform=ax.transAxes, fontsize=6, color="#b00000",
-                wrap=True, va="bottom", gid="warning")
+        ax.text(0.02, 0.03, "WARNING:\n" + "\n".join(w.split(":")[0] for w in warnings), transform=ax.transAxes,
+                fontsize=6, color="#b00000", va="bottom", gid="warning")
     conv = "" if doc.get("converged", True) else " (NOT converged)"
     ax.set_title(f"CI-NEB {doc.get('ion', '')} {doc.get('path', '')} on {doc.get('system', '')}{conv}")
     ax.set_xlabel(r"reaction coordinate ($\AA$)")
@@ -763,7 +774,8 @@ def screening_points(run: RunData) -> tuple[list[dict], list[str]]:
         e_ads, site = min(vals)
         nb = min(nebs, key=lambda d: d["barrier_eV"])
         pts.append({"system": system, "ion": ion, "e_ads_eV": float(e_ads), "site": site, "reference": ref,
-                    "barrier_eV": float(nb["barrier_eV"]), "path": nb["path"], "strain_percent": strain.get(system)})
+                    "barrier_eV": float(nb["barrier_eV"]), "path": nb["path"], "strain_percent": strain.get(system),
+                    "warnings": neb_warnings(nb)})
     return pts, notes
 
 
@@ -794,11 +806,20 @@ def plot_screening(points: list[dict], colours: dict[str, str] | None = None):
     ax.set_xlabel(f"most favourable $E_{{ads}}$ (eV), ref. {' / '.join(refs)}")
     ax.set_ylabel("lowest migration barrier (eV)")
     ax.set_title("Screening map: binding vs mobility")
+    flagged = [f"{p['system']} + {p['ion']} ({p['path']}): {w}" for p in points for w in p.get("warnings", [])]
+    if flagged:
+        n_bad = sum(1 for p in points if p.get("warnings"))
+        ax.text(0.02, 0.98, f"WARNING: {n_bad} barrier(s) flagged (plotted as stored; see the NEB figures)",
+                transform=ax.transAxes, fontsize=6, color="#b00000", va="top", gid="warning")
+        for p in points:
+            if p.get("warnings"):
+                ax.annotate("!", (p["e_ads_eV"], p["barrier_eV"]), xytext=(-9, -3), textcoords="offset points",
+                            color="#b00000", fontsize=10, fontweight="bold")
     xs = [p["e_ads_eV"] for p in points]
     ys = [p["barrier_eV"] for p in points]
     ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
     ax.set_ylim(min(0.0, min(ys) - 0.1), max(ys) * 1.3 + 0.1)
-    return fig, {"points": points}
+    return fig, {"points": points, "warnings": flagged}
 
 
 # ------------------------------------------------------------------------------------------ views

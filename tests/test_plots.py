@@ -516,3 +516,5 @@ def test_neb_inconsistent_spline_is_flagged_not_hidden():
     assert [t for t in fig.axes[0].texts if t.get_gid() == "warning"]
     fig, v = plots.plot_neb(docs[0].model_dump())
     assert v["warnings"] == []
+    d["converged"] = False
+    assert "CI-NEB not converged" in plots.plot_neb(d)[1]["warnings"]
