@@ -989,6 +989,8 @@ def _figure_jobs(run: RunData, colours: dict[str, str], isovalue: float) -> Iter
             if p is None:
                 raise Skip(f"ELF file {c['files']['elf']!r} not found")
             elf, cell = _load_grid(p, "elf")
+            if elf.ndim == 4:  # spin channels first: show their mean
+                elf = elf.mean(axis=0)
             st = _structure(c.get("structure"))
             point = st.cart_coords[-1] if st is not None else None
             return plot_elf_slice(elf, cell, point, st, title=f"ELF {entity(c)}")
