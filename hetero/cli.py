@@ -9,12 +9,15 @@ from rich.console import Console
 
 from hetero.cli_build import app as build_app
 from hetero.cli_structures import app as structures_app
+from hetero.cli_figures import figures_command, report_command
 from hetero.cli_table import table as table_command
 
 app = typer.Typer(help="Build, compute and screen battery heterostructures.", no_args_is_help=True)
 app.add_typer(structures_app, name="structures", help="The material library and user structures.")
 app.add_typer(build_app, name="build", help="Interfaces, slabs, adsorption sites and migration paths.")
 app.command("table", help="Collect a run folder's store into the screening table (CSV/Parquet/Markdown).")(table_command)
+app.command("figures", help="Redraw every figure (PNG + PDF) of a run folder from its store.")(figures_command)
+app.command("report", help="One self-contained HTML page: table, figures, settings, provenance.")(report_command)
 console = Console()
 
 
