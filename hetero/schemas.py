@@ -134,6 +134,7 @@ class AdsorptionDoc(BaseModel):
     e_ads_bulk_eV: float | None = None  # reference: bulk metal
     e_ads_atom_eV: float | None = None  # reference: isolated atom
     height_A: float | None = None
+    lateral_shift_A: float | None = None  # in-plane move of the ion from its starting site during relaxation
     calc_uuid: str = ""
     structure: dict[str, Any]
     provenance: Provenance

@@ -56,6 +56,7 @@ def test_adsorption_energies_negative_and_finite(docs):
         assert 0.7 < cohesive < 1.5
         assert d["e_ads_bulk_eV"] == pytest.approx(d["e_ads_atom_eV"] + cohesive, abs=1e-9)
         assert 1.5 < d["height_A"] < 4.0  # Na stays adsorbed above the surface
+        assert d["lateral_shift_A"] < 0.3  # top-V and hollow keep the ion on site by symmetry
 
 
 def test_bader_sums_to_valence_and_na_loses_charge(docs):

@@ -108,7 +108,10 @@ class AdsorptionFlowMaker(Maker):
             jobs += [r, st]
             jobs += self._analyses(st, frags, run_root, label, dos_frags)
             if "adsorption" in self.steps:
-                ads = adsorption_job(st.output, host_static.output, ion, site["label"], mu["bulk"], mu["atom"], ion_index)
+                ads = adsorption_job(
+                    st.output, host_static.output, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
+                    start_cart=s.cart_coords[ion_index].tolist(),
+                )
                 ads.name = f"E_ads {label}"
                 jobs.append(ads)
                 ads_outputs.append(ads.output)

@@ -272,9 +272,14 @@ def reference_energy_job(calc: dict, n_ions: int) -> float:
 @_plain
 def adsorption_job(
     calc: dict, host: dict, ion: str, site: str, mu_bulk: float | None, mu_atom: float | None,
-    ion_index: int, n_ions: int = 1, uuid: str = "",
+    ion_index: int, n_ions: int = 1, uuid: str = "", start_cart: list[float] | None = None,
 ) -> dict:
     structure = Structure.from_dict(calc["structure"])
+    shift = None
+    if start_cart is not None:  # a large shift means the ion left its site: the label names the start
+        d = structure.lattice.get_fractional_coords(np.asarray(structure.cart_coords[ion_index]) - np.asarray(start_cart))
+        d[:2] -= np.round(d[:2])
+        shift = float(np.linalg.norm(structure.lattice.get_cartesian_coords([d[0], d[1], 0.0])))
     top_host = max(structure.cart_coords[i, 2] for i in range(len(structure)) if i != ion_index)
     e_bulk = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_bulk, n_ions) if mu_bulk is not None else None
     e_atom = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_atom, n_ions) if mu_atom is not None else None
@@ -282,7 +287,7 @@ def adsorption_job(
         system=host["system"], ion=ion, site=site, n_ions=n_ions,
         e_total_eV=calc["energy_eV"], e_host_eV=host["energy_eV"], mu_bulk_eV=mu_bulk, mu_atom_eV=mu_atom,
         e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
-        height_A=float(structure.cart_coords[ion_index, 2] - top_host), calc_uuid=uuid,
+        height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, calc_uuid=uuid,
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
     )
 
