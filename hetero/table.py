@@ -179,6 +179,31 @@ def _capacity(host_formula: str, n_ions: int, ion: str) -> float | None:
         return None
 
 
+def _site_values(g: dict, label: str) -> dict:
+    """The adsorbed system's own Bader, CDD, DOS and work-function numbers (docs labelled ION@SITE)."""
+    out: dict = {}
+    for doc, _ in g.get("bader", []):
+        if doc.get("label") == label:
+            out["ion_bader_charge_e"] = _num((doc.get("fragment_charge") or {}).get("ion"))
+    for doc, _ in g.get("cdd", []):
+        if doc.get("label") == label:
+            out["ion_cdd_transferred_e"] = _num(doc.get("transferred_e"))
+    for doc, _ in g.get("dos", []):
+        if doc.get("label") == label:
+            out["site_dos_at_fermi"] = _num(doc.get("dos_at_fermi"))
+    for doc, _ in g.get("work_function", []):
+        if doc.get("label") == label:
+            out["site_work_function_top_eV"] = _num(doc.get("work_function_top_eV"))
+            out["site_work_function_bottom_eV"] = _num(doc.get("work_function_bottom_eV"))
+    return out
+
+
+def _host_first(pairs: list) -> list:
+    """System-level numbers come from the host/interface calculation, not from an adsorbate's."""
+    own = ("host", "interface", "slab", "bulk", "", "main", "reference")
+    return sorted(pairs, key=lambda p: 0 if (p[0].get("label") or "") in own else 1)
+
+
 def _pick_calc(calcs: list[dict], labels: tuple[str, ...]) -> dict | None:
     cand = [c for c in calcs if c.get("label", "") in labels]
     if not cand:
@@ -226,20 +251,22 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
                 per = (e - ef[0] - ef[1]) / r["area_A2"]
                 r["formation_energy_eV_per_A2"] = per
                 r["formation_energy_J_per_m2"] = per * EV_PER_A2_TO_J_PER_M2
-        for dos, _ in g.get("dos", [])[:1]:
+        for dos, _ in _host_first(g.get("dos", []))[:1]:
             r.update(dos_at_fermi=_num(dos.get("dos_at_fermi")), band_gap_eV=_num(dos.get("band_gap_eV")),
                      is_metal=dos.get("is_metal"))
-        for bad, _ in g.get("bader", [])[:1]:
+        for bad, _ in _host_first(g.get("bader", []))[:1]:
             for frag, q in (bad.get("fragment_charge") or {}).items():
                 r[f"bader_transfer_e_{frag}"] = _num(q)
-        for cdd, _ in g.get("cdd", [])[:1]:
+        for cdd, _ in _host_first(g.get("cdd", []))[:1]:
+            if "ion" in (cdd.get("fragments") or {}):
+                continue  # an adsorbed ion's CDD: its numbers belong to the site rows, not the system's
             r["cdd_transferred_e"] = _num(cdd.get("transferred_e"))
             eb, area = _num(cdd.get("binding_energy_eV")), _num(cdd.get("area_A2"))
             if r.get("formation_energy_eV_per_A2") is None and eb is not None and area:
                 # E(AB) - E(A) - E(B) with A, B frozen at the AB geometry (the CDD step's energies)
                 r["formation_energy_eV_per_A2"] = eb / area
                 r["formation_energy_J_per_m2"] = eb / area * EV_PER_A2_TO_J_PER_M2
-        for wf, _ in g.get("work_function", [])[:1]:
+        for wf, _ in _host_first(g.get("work_function", []))[:1]:
             r["work_function_eV"] = _num(wf.get("work_function_top_eV"))
             r["work_function_bottom_eV"] = _num(wf.get("work_function_bottom_eV"))
         for bad_doc, env in g.get("_status", []):
@@ -282,6 +309,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
                           engine=_prov(ads).get("engine") or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
+            common.update(_site_values(g, f"{ion}@{ads.get('site')}"), lateral_shift_A=_num(ads.get("lateral_shift_A")))
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):

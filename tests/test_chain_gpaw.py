@@ -132,3 +132,8 @@ def test_screening_table_from_the_gpaw_store(chain_root, docs):
     assert df["barrier_eV"].dropna().iloc[0] == pytest.approx(docs["neb"][0]["barrier_eV"])
     assert df["diffusion_coefficient_cm2_s"].dropna().iloc[0] > 0
     assert (df["dos_at_fermi"].dropna() > 0).all()
+    # each site row carries the adsorbed system's own charge numbers, not the host's
+    for _, row in bulk_rows.iterrows():
+        bader = next(d for d in docs["bader"] if d["label"] == f"Na@{row['site']}")
+        assert row["ion_bader_charge_e"] == pytest.approx(bader["fragment_charge"]["ion"])
+        assert row["ion_cdd_transferred_e"] < 0
