@@ -57,6 +57,9 @@ class Campaign(BaseModel, extra="forbid"):
     engine: str = "gpaw"
     preset: str = "fast"
     overrides: dict[str, Any] = Field(default_factory=dict)
+    # NEB settings for this campaign only (images, steps, fmax_eV_A, spring): they change the NEB
+    # task alone, so finished relax/static runs stay cached
+    neb: dict[str, Any] = Field(default_factory=dict)
     published: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
 
@@ -156,7 +159,10 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
 
         ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
     engine = {"name": camp.engine, "preset": preset, "overrides": camp.overrides}
-    maker = AdsorptionFlowMaker(engine=engine, steps=tuple(camp.steps), references=tuple(camp.references))
+    maker = AdsorptionFlowMaker(
+        engine=engine, steps=tuple(camp.steps), references=tuple(camp.references),
+        neb_settings={f"neb_{k}": v for k, v in camp.neb.items()},
+    )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
         host_fragments=record.fragments if len(record.fragments) == 2 else None,

@@ -180,8 +180,17 @@ class GpawEngine:
         }
         return self._run(task, base_dir, structure)
 
-    def neb(self, images: list[Structure], endpoint_energies: list[float], base_dir: Path, **kw) -> dict:
+    def neb(
+        self, images: list[Structure], endpoint_energies: list[float], base_dir: Path,
+        neb_settings: dict[str, Any] | None = None, **kw,
+    ) -> dict:
+        """CI-NEB; `neb_settings` (neb_* keys) override the preset for this task only, so a campaign can
+        set its NEB without touching the hashes (and cached results) of its relax and static runs."""
         settings = self.settings_for(images[0], **kw)
+        bad = [k for k in (neb_settings or {}) if not k.startswith("neb_") or k not in settings]
+        if bad:
+            raise PresetError(f"unknown NEB settings {bad}; valid: {sorted(k for k in settings if k.startswith('neb_'))}")
+        settings.update(neb_settings or {})
         task = {
             "kind": "neb",
             "settings": settings,

@@ -45,6 +45,7 @@ class AdsorptionFlowMaker(Maker):
     engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
     steps: tuple[str, ...] = ALL_STEPS
     references: tuple[str, ...] = ("bulk", "atom")
+    neb_settings: dict = field(default_factory=dict)
 
     def make(
         self,
@@ -116,7 +117,7 @@ class AdsorptionFlowMaker(Maker):
                 jobs.append(ads)
                 ads_outputs.append(ads.output)
         if "neb" in self.steps and len(ads_outputs) >= 2:
-            pick = neb_from_best_site(ads_outputs, self.engine, _fixed(host), system, ion, run_root)
+            pick = neb_from_best_site(ads_outputs, self.engine, _fixed(host), system, ion, run_root, self.neb_settings)
             pick.name = "select NEB path"
             jobs.append(pick)
         return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
@@ -143,7 +144,10 @@ class AdsorptionFlowMaker(Maker):
 
 
 @job
-def neb_from_best_site(ads_docs: list[dict], engine: dict, fixed: list[int], system: str, ion: str, run_root: str):
+def neb_from_best_site(
+    ads_docs: list[dict], engine: dict, fixed: list[int], system: str, ion: str, run_root: str,
+    neb_settings: dict | None = None,
+):
     """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind."""
     docs = sorted(ads_docs, key=lambda d: d["e_total_eV"])
     best = docs[0]
@@ -160,7 +164,7 @@ def neb_from_best_site(ads_docs: list[dict], engine: dict, fixed: list[int], sys
     if not candidates:
         return None
     end = min(candidates, key=ion_distance)
-    neb = NebMaker(engine=engine).make(
+    neb = NebMaker(engine=engine, neb_settings=neb_settings or {}).make(
         {**best, "site": best["site"]}, {**end, "site": end["site"]}, ion_index, fixed, system, ion, run_root
     )
     neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"

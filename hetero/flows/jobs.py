@@ -299,6 +299,7 @@ class NebMaker(Maker):
     name: str = "neb"
     engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
     asymmetric_slab: bool = True
+    neb_settings: dict = field(default_factory=dict)  # neb_images, neb_steps, neb_fmax_eV_A, neb_spring
 
     @job
     @_plain
@@ -310,14 +311,14 @@ class NebMaker(Maker):
         engine = get_engine(**self.engine)
         s0 = Structure.from_dict(start["structure"])
         s1 = Structure.from_dict(end["structure"])
-        n_images = int(engine.settings.get("neb_images", 3))
+        n_images = int(self.neb_settings.get("neb_images", engine.settings.get("neb_images", 3)))
         images = interpolate_images(s0, s1, n_images)
         for im in images:
             im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
         label = f"neb-{start['site']}-{end['site']}"
         result = engine.neb(
             images, [start["e_total_eV"], end["e_total_eV"]], _base_dir(run_root, system, label),
-            asymmetric_slab=self.asymmetric_slab,
+            asymmetric_slab=self.asymmetric_slab, **({"neb_settings": self.neb_settings} if self.neb_settings else {}),
         )
         e_rel = [e - result["energies_eV"][0] for e in result["energies_eV"]]
         spline_rel = list(result["spline_e_eV"])  # ase's NEBTools fit is relative to the first image
