@@ -259,7 +259,8 @@ def run_neb(task: dict, folder: Path) -> dict:
 
     for a, e in zip((images[0], images[-1]), task["endpoint_energies_eV"]):
         a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
-    neb = NEB(images, climb=True, k=settings.get("neb_spring", 0.1), allow_shared_calculator=False)
+    neb = NEB(images, climb=True, k=settings.get("neb_spring", 0.1), method="improvedtangent",
+              allow_shared_calculator=False)
     opt = FIRE(neb, logfile=str(folder / "neb.log"), trajectory=str(traj_path), append_trajectory=True)
     converged = bool(opt.run(fmax=settings.get("neb_fmax_eV_A", 0.1), steps=settings.get("neb_steps", 60)))
     energies = [float(a.get_potential_energy()) for a in images]
