@@ -911,10 +911,16 @@ def plot_workfunction(doc: dict, colour: str = PALETTE[0]):
     ax = fig.add_subplot()
     ax.plot(z, v, color=colour, label="planar-averaged potential")
     ax.axhline(doc["fermi_eV"], color="k", ls="--", lw=0.8, label="E$_F$")
-    ax.axhline(doc["vacuum_top_eV"], color="0.5", ls=":", lw=0.8, label="vacuum level (top)")
-    ax.axhline(doc["vacuum_bottom_eV"], color="0.3", ls="-.", lw=0.7, label="vacuum level (bottom)")
-    ax.text(0.02, 0.05, f"$\\Phi_{{top}}$ = {doc['work_function_top_eV']:.3f} eV\n"
-            f"$\\Phi_{{bottom}}$ = {doc['work_function_bottom_eV']:.3f} eV", transform=ax.transAxes, fontsize=7,
+    if doc.get("vacuum_top_eV") is not None:
+        ax.axhline(doc["vacuum_top_eV"], color="0.5", ls=":", lw=0.8, label="vacuum level (top)")
+    if doc.get("vacuum_bottom_eV") is not None:
+        ax.axhline(doc["vacuum_bottom_eV"], color="0.3", ls="-.", lw=0.7, label="vacuum level (bottom)")
+
+    def _fmt(v):  # a side whose vacuum never flattened has no work function
+        return "n/a (no flat vacuum)" if v is None else f"{v:.3f} eV"
+
+    ax.text(0.02, 0.05, f"$\\Phi_{{top}}$ = {_fmt(doc['work_function_top_eV'])}\n"
+            f"$\\Phi_{{bottom}}$ = {_fmt(doc['work_function_bottom_eV'])}", transform=ax.transAxes, fontsize=7,
             gid="workfunction")
     ax.set_xlabel(r"z ($\AA$)")
     ax.set_ylabel("electrostatic potential energy (eV)")
