@@ -137,3 +137,23 @@ def test_screening_table_from_the_gpaw_store(chain_root, docs):
         bader = next(d for d in docs["bader"] if d["label"] == f"Na@{row['site']}")
         assert row["ion_bader_charge_e"] == pytest.approx(bader["fragment_charge"]["ion"])
         assert row["ion_cdd_transferred_e"] < 0
+
+
+def test_every_figure_kind_from_the_gpaw_store(chain_root, tmp_path):
+    from hetero.plots import make_figures
+    from hetero.table import build_table
+
+    fs = make_figures(chain_root, out=tmp_path / "figures")
+    kinds = {v["kind"] for v in fs.figures.values()}
+    assert {"dos", "cdd_profile", "cdd_slice", "cdd_iso", "elf", "bader", "adsorption", "neb", "screening",
+            "workfunction", "model"} <= kinds
+    assert not fs.skipped
+    for fig in fs.figures.values():
+        for f in fig["files"]:
+            assert Path(f).stat().st_size > 1000
+    df = build_table(chain_root / "store.json")
+    neb = next(v for v in fs.figures.values() if v["kind"] == "neb")
+    assert neb["values"]["barrier_eV"] == pytest.approx(df["barrier_eV"].dropna().iloc[0])
+    cdd = {k: v["values"]["transferred_e"] for k, v in fs.figures.items() if v["kind"] == "cdd_profile"}
+    site_cdd = set(df["ion_cdd_transferred_e"].dropna().round(9))
+    assert {round(x, 9) for x in cdd.values()} == site_cdd
