@@ -107,7 +107,13 @@ def build_host(camp: Campaign, size: str):
         record = record.model_copy(
             update={"system": f"{record.system}-{m[0][0]}{m[0][1]}{m[1][0]}{m[1][1]}", "n_atoms": len(slab)}
         )
-        record.notes += f" Surface supercell {m} applied: {len(slab)} atoms, {slab.lattice.a:.3f} x {slab.lattice.b:.3f} A."
+        z = slab.cart_coords[:, 2]
+        n_top = int((z > z.max() - 0.3).sum())
+        area = float(np.linalg.norm(np.cross(slab.lattice.matrix[0], slab.lattice.matrix[1])))
+        record.notes += (
+            f" Surface supercell {m} applied (supersedes the cell described above): {len(slab)} atoms, "
+            f"{slab.lattice.a:.3f} x {slab.lattice.b:.3f} A, {n_top} atoms in the top plane, {area:.1f} A^2 per ion."
+        )
     if camp.model.extra_vacuum_A > 0:
         slab = add_vacuum_for_ion(slab, camp.model.extra_vacuum_A)
         record.notes += f" Vacuum extended by {camp.model.extra_vacuum_A} A, slab + ion room centred (c = {slab.lattice.c:.2f} A)."
