@@ -8,7 +8,7 @@ from hetero.build import BuildError, find_sites, get_preset, vn001_na
 from hetero.build.common import resolve_structure
 from hetero.build.interfaces import enumerate_interfaces
 from hetero.build.paths import _min_pair_distance, find_interlayer_sites, find_paths
-from hetero.build.presets import MAX_ATOMS, PRESETS
+from hetero.build.presets import MAX_ATOMS
 
 warnings.filterwarnings("ignore")
 
@@ -22,8 +22,6 @@ def _available(name):
 
 
 def _comp_ok(s, rec):
-    f, _ = resolve_structure(rec.film if rec.film != "VN" else "VN")
-    comp_f = Composition({str(s[i].specie): 0 for i in []})
     film = Composition(" ".join(str(s[i].specie) for i in rec.fragments["film"]))
     sub = Composition(" ".join(str(s[i].specie) for i in rec.fragments["substrate"]))
     return film, sub

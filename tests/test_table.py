@@ -1,8 +1,6 @@
 """Screening table: synthetic documents + documents parsed from the real VASP fixtures."""
 
 import json
-import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +8,7 @@ from typer.testing import CliRunner
 
 from hetero.schemas import AdsorptionDoc, BaderDoc, ModelRecord, NebDoc, Provenance
 from hetero.table import build_table, docs_to_json_store, write_table
+from _refdata import reference_vasp_dir  # noqa: E402
 
 PROV = Provenance(engine="gpaw", settings={"preset": "fast"}, settings_hash="abc123", run_dir="/runs/x")
 VS2 = {"@module": "pymatgen.core.structure", "@class": "Structure", "lattice": {"matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 20]]},
@@ -19,11 +18,7 @@ VS2 = {"@module": "pymatgen.core.structure", "@class": "Structure", "lattice": {
                  {"species": [{"element": "Li", "occu": 1}], "abc": [0, 0, 0.62], "label": "Li"}]}
 
 
-def _ref() -> Path | None:
-    env = os.environ.get("HETERO_SHARED")
-    cands = [Path(env) / "reference" / "vasp"] if env else []
-    cands.append(Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vasp")
-    return next((c for c in cands if c.is_dir()), None)
+_ref = reference_vasp_dir
 
 
 def _calc(system, label, energy, converged=True):

@@ -1,6 +1,5 @@
 """VASP engine: the inputs it would give VASP (no POTCARs here: POTCAR.spec) and parsing through it."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,10 @@ from pymatgen.io.vasp import Incar, Kpoints
 
 from hetero.engines import vasp as ve
 from hetero.schemas import CalcDoc, DosDoc, WorkFunctionDoc
+from _refdata import reference_vasp_dir  # noqa: E402
 
 
-def _ref() -> Path | None:
-    env = os.environ.get("HETERO_SHARED")
-    cands = [Path(env) / "reference" / "vasp"] if env else []
-    cands.append(Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vasp")
-    return next((c for c in cands if c.is_dir()), None)
+_ref = reference_vasp_dir
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
@@ -31,15 +30,12 @@ from hetero.engines import get_engine  # noqa: E402
 from hetero.engines.vasp import VaspEngine  # noqa: E402
 from hetero.flows.jobs import RelaxMaker, StaticMaker, dos_job  # noqa: E402
 from hetero.io.vasp import OutputParseError  # noqa: E402
+from _refdata import reference_vasp_dir  # noqa: E402
 
 ENGINE = {"name": "vasp", "preset": "fast", "overrides": {}}
 
 
-def _ref() -> Path | None:
-    env = os.environ.get("HETERO_SHARED")
-    cands = [Path(env) / "reference" / "vasp"] if env else []
-    cands.append(Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vasp")
-    return next((c for c in cands if c.is_dir()), None)
+_ref = reference_vasp_dir
 
 
 @pytest.fixture
