@@ -24,11 +24,17 @@ class CampaignError(ValueError):
     pass
 
 
+COVERAGE_KEYS = {"max_ions", "site", "min_separation_A"}
+
+
 class ModelSpec(BaseModel, extra="forbid"):
     """Either a builder preset, or a film/substrate pair matched by hetero.build.interfaces."""
 
     preset: str | None = None
     size: str | None = None  # fast | standard; default follows the compute preset
+    # a plain slab of any library material or file (ion-on-surface campaigns without a preset):
+    # {material: VN, miller: [0, 0, 1], layers: 4, vacuum: 15, fix_bottom_layers: 2, termination: ...}
+    slab: dict[str, Any] | None = None
     surface_supercell: list[list[int]] | None = None  # in-plane 2x2 integer matrix
     film: str | None = None  # library name or file
     substrate: str | None = None
@@ -60,6 +66,8 @@ class Campaign(BaseModel, extra="forbid"):
     # NEB settings for this campaign only (images, steps, fmax_eV_A, spring): they change the NEB
     # task alone, so finished relax/static runs stay cached
     neb: dict[str, Any] = Field(default_factory=dict)
+    # coverage series (step "coverage"): max_ions, site ("best" or a label), min_separation_A
+    coverage: dict[str, Any] = Field(default_factory=dict)
     published: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
 
@@ -78,6 +86,9 @@ def load_campaign(path: str | Path) -> Campaign:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         raise CampaignError(f"{path}: field '{where}': {first['msg']}") from exc
+    unknown = set(camp.coverage) - COVERAGE_KEYS
+    if unknown:
+        raise CampaignError(f"{path}: unknown coverage keys {sorted(unknown)}; valid: {', '.join(sorted(COVERAGE_KEYS))}")
     bad = [s for s in camp.steps if s not in ALL_STEPS]
     if bad:
         raise CampaignError(f"{path}: unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
@@ -90,6 +101,13 @@ def build_host(camp: Campaign, size: str):
     m = camp.model
     if m.preset:
         slab, record = get_preset(m.preset, size)
+    elif m.slab:
+        from hetero.build.slabs import build_slab
+
+        spec = dict(m.slab)
+        if "material" not in spec or "miller" not in spec or "layers" not in spec:
+            raise CampaignError("model.slab needs material, miller and layers (e.g. {material: VN, miller: [0, 0, 1], layers: 4})")
+        slab, record = build_slab(spec.pop("material"), spec.pop("miller"), spec.pop("layers"), **spec)
     elif m.film and m.substrate:
         from hetero.build.interfaces import build_interface
 
@@ -99,7 +117,7 @@ def build_host(camp: Campaign, size: str):
             rank=m.rank, **m.tolerances,
         )
     else:
-        raise CampaignError("model: give a builder 'preset' or both 'film' and 'substrate'")
+        raise CampaignError("model: give a builder 'preset', a 'slab' {material, miller, layers}, or both 'film' and 'substrate'")
     if camp.model.surface_supercell:
         m = camp.model.surface_supercell
         slab = slab.copy()
@@ -167,7 +185,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
     engine = {"name": camp.engine, "preset": preset, "overrides": camp.overrides}
     maker = AdsorptionFlowMaker(
         engine=engine, steps=tuple(camp.steps), references=tuple(camp.references),
-        neb_settings={f"neb_{k}": v for k, v in camp.neb.items()},
+        neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
     )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
@@ -193,12 +211,20 @@ def open_store(path: Path, read_only: bool = False):
 
 
 def run_campaign(
-    path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True
+    path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
+    add_steps: tuple[str, ...] | list[str] = (),
 ) -> Path:
-    """Build the models, run the flow locally (cached steps are skipped) and write the store."""
+    """Build the models, run the flow locally (cached steps are skipped) and write the store.
+
+    `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign).
+    """
     from jobflow.managers.local import run_locally
 
     camp = load_campaign(path)
+    bad = [s for s in add_steps if s not in ALL_STEPS]
+    if bad:
+        raise CampaignError(f"unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
+    camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
     preset = preset or camp.preset
     from hetero.engines import get_engine
 

@@ -28,6 +28,8 @@ def run(
     runs_dir: Path = typer.Option(Path("runs"), help="where run folders and the store live"),
     size: str = typer.Option(None, help="model size from the builder preset: fast | standard"),
     cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
+    add_step: list[str] = typer.Option(None, "--add-step", help="run a step the campaign file does not list, e.g. "
+                                       "--add-step coverage (same run folder: finished steps are reused)"),
 ):
     """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json."""
     import os
@@ -39,7 +41,7 @@ def run(
     if cores:
         os.environ["HETERO_CORES"] = str(cores)
     try:
-        root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size)
+        root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or ())
     except (CampaignError, PresetError, ModelTooLargeError, BuildError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

@@ -178,7 +178,7 @@ def slug(*parts: str) -> str:
 
 def entity(doc: dict) -> str:
     """The model a document belongs to: 'system:label' (adsorption docs: 'system:ion@site')."""
-    if doc.get("doc_type") == "adsorption":
+    if doc.get("doc_type") in ("adsorption", "coverage"):
         return f"{doc.get('system', '')}:{doc.get('ion', '')}@{doc.get('site', '')}"
     if doc.get("doc_type") == "neb":
         return f"{doc.get('system', '')}:host"
@@ -693,6 +693,51 @@ def plot_adsorption(ads_docs: list[dict], published: dict[str, float] | None = N
     return fig, {"bars": bars}
 
 
+def single_ion(ads_docs: list[dict]) -> list[dict]:
+    return [d for d in ads_docs if int(d.get("n_ions", 1) or 1) == 1]
+
+
+def plot_ocv(doc: dict, colour: str = PALETTE[0]):
+    """Left: average E_ads per ion vs number of ions. Right: the voltage profile (steps vs the metal anode)."""
+    n = doc["n_ions"]
+    fig = _new_figure(8.0, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    for key, ref, mk in (("e_ads_avg_bulk_eV", "bulk metal", "o"), ("e_ads_avg_atom_eV", "isolated atom", "s")):
+        pts = [(k, v) for k, v in zip(n, doc.get(key) or []) if v is not None]
+        if pts:
+            ax1.plot(*zip(*pts), marker=mk, color=colour, ls="-" if ref == "bulk metal" else "--",
+                     label=f"ref. {ref}")
+            for k, v in pts:
+                ax1.annotate(f"{v:.3f}", (k, v), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax1.axhline(0, color="k", lw=0.6)
+    ax1.set_xlabel(f"{doc['ion']} ions in the cell ({doc['host_formula']})")
+    ax1.set_ylabel(r"average $E_{ads}$ (eV per ion)")
+    ax1.set_xticks([k for k in n if k > 0])
+    ax1.legend(fontsize=6)
+    v = doc.get("step_voltage_V") or []
+    if v:
+        cap = dict(zip(n, doc.get("capacity_mAh_g") or []))
+        for lo, hi, volt in zip(doc["step_n_lo"], doc["step_n_hi"], v):
+            x0, x1 = cap.get(lo), cap.get(hi)
+            if x0 is None or x1 is None:
+                x0, x1 = lo, hi
+            ax2.plot([x0, x1], [volt, volt], color=colour, lw=2)
+            ax2.annotate(f"{lo}->{hi}: {volt:.2f} V", ((x0 + x1) / 2, volt), ha="center", fontsize=6,
+                         xytext=(0, 3), textcoords="offset points")
+        for (lo, hi, a), b in zip(zip(doc["step_n_lo"], doc["step_n_hi"], v), v[1:]):
+            x = cap.get(hi, hi)
+            ax2.plot([x, x], [a, b], color=colour, lw=1)
+        ax2.axhline(0, color="k", lw=0.6)
+        ax2.set_xlabel("capacity (mAh/g of the host cell)" if cap else "ions in the cell")
+        ax2.set_ylabel(f"voltage vs {doc['ion']}/{doc['ion']}$^+$ (V)")
+    else:
+        ax2.text(0.5, 0.5, "no bulk-metal reference:\nno voltage", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_axis_off()
+    note = f"site {doc['site']}; series ends: {doc.get('stopped_because') or 'as requested'}"
+    fig.suptitle(f"{doc['ion']} coverage series on {doc['system']}\n{note}", fontsize=7)
+    return fig, {"n_ions": n, "step_voltage_V": v}
+
+
 # ------------------------------------------------------------------------------------------ NEB
 
 
@@ -760,7 +805,7 @@ def screening_points(run: RunData) -> tuple[list[dict], list[str]]:
     pts, notes = [], []
     keys = sorted({(d["system"], d["ion"]) for d in run.of("adsorption")} | {(d["system"], d["ion"]) for d in run.of("neb")})
     for system, ion in keys:
-        ads = [d for d in run.of("adsorption") if d["system"] == system and d["ion"] == ion]
+        ads = [d for d in single_ion(run.of("adsorption")) if d["system"] == system and d["ion"] == ion]
         nebs = [d for d in run.of("neb") if d["system"] == system and d["ion"] == ion]
         ref, vals = "bulk metal", [(d["e_ads_bulk_eV"], d["site"]) for d in ads if d.get("e_ads_bulk_eV") is not None]
         if not vals:
@@ -1010,7 +1055,7 @@ def _figure_jobs(run: RunData, colours: dict[str, str], isovalue: float) -> Iter
         yield (slug("bader", d["system"], d.get("label") or "host"), "bader", f"Bader charges {entity(d)}",
                lambda d=d: plot_bader(d, _colour(colours, entity(d))))
 
-    ads = run.of("adsorption")
+    ads = single_ion(run.of("adsorption"))  # coverage-series results (n > 1) have their own figure
     published = ((run.campaign or {}).get("published") or {})
     pub_e = published.get("e_ads_eV") or {}
     pub_ref = published.get("e_ads_reference") or "reference not stated"
@@ -1021,6 +1066,11 @@ def _figure_jobs(run: RunData, colours: dict[str, str], isovalue: float) -> Iter
         yield (slug("adsorption", system, ion), "adsorption", f"Adsorption energy of {ion} on {system}",
                lambda g=group, s=system, i=ion: plot_adsorption(g, pub_e, colours, pub_ref,
                                                                title=f"{i} on {s}: adsorption energy per site"))
+
+    for d in run.of("coverage"):
+        yield (slug("ocv", d["system"], d["ion"], d["site"]), "ocv",
+               f"Coverage series and voltage profile of {d['ion']} at {d['site']} on {d['system']}",
+               lambda d=d: plot_ocv(d, _colour(colours, entity(d))))
 
     nebs = run.of("neb")
     if not nebs:

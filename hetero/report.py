@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hetero.plots import FigureSet, RunData, load_run, make_figures
+from hetero.plots import FigureSet, RunData, load_run, make_figures, single_ion
 
 KIND_ORDER = [("screening", "Screening map"), ("adsorption", "Adsorption energies"), ("neb", "Migration (CI-NEB)"),
+              ("ocv", "Coverage series and voltage profile"),
               ("dos", "Density of states"), ("cdd_profile", "Charge density difference: planar average"),
               ("cdd_slice", "Charge density difference: 2D slice"), ("cdd_iso", "Charge density difference: isosurfaces"),
               ("elf", "Electron localisation function"), ("bader", "Bader charges"), ("workfunction", "Work function"),
@@ -101,7 +102,7 @@ def comparison_html(run: RunData) -> str:
     published = (run.campaign or {}).get("published") or {}
     pub_e = published.get("e_ads_eV") or {}
     pub_ref = published.get("e_ads_reference") or "not stated by the study"
-    ads = run.of("adsorption")
+    ads = single_ion(run.of("adsorption"))
     sites = sorted(set(pub_e) | {d["site"] for d in ads})
     out = []
     if sites:
@@ -133,7 +134,8 @@ def comparison_html(run: RunData) -> str:
 
 def _where(d: dict) -> str:
     if d["doc_type"] == "adsorption":
-        return f"{d.get('ion')}@{d.get('site')}"
+        n = int(d.get("n_ions", 1) or 1)
+        return f"{'' if n == 1 else n}{d.get('ion')}@{d.get('site')}"
     if d["doc_type"] == "neb":
         return f"{d.get('ion')} {d.get('path')}"
     if d["doc_type"] == "calc":

@@ -140,6 +140,31 @@ class AdsorptionDoc(BaseModel):
     provenance: Provenance
 
 
+class CoverageDoc(BaseModel):
+    """A coverage series: 0..n ions on the symmetry copies of one site, and the voltage profile it gives."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["coverage"] = "coverage"
+    system: str
+    ion: str
+    site: str  # the one-ion site whose copies are filled
+    n_ions: list[int]  # 0 (bare host), 1, 2, ...
+    e_total_eV: list[float]
+    mu_bulk_eV: float | None = None
+    mu_atom_eV: float | None = None
+    e_ads_avg_bulk_eV: list[float | None]  # per ion, averaged over the n ions (None for n = 0)
+    e_ads_avg_atom_eV: list[float | None]
+    step_n_lo: list[int]  # voltage step i: from step_n_lo[i] to step_n_hi[i] ions
+    step_n_hi: list[int]
+    step_voltage_V: list[float]  # vs the bulk-metal anode; empty without a bulk-metal reference
+    capacity_mAh_g: list[float | None]  # at each n (host formula of the cell)
+    host_formula: str
+    min_ion_distance_A: list[float | None]  # closest ion-ion distance after relaxation (periodic)
+    min_separation_A: float  # the builder's threshold
+    stopped_because: str = ""  # why the series ends where it does
+    provenance: Provenance
+
+
 class NebDoc(BaseModel):
     schema_version: int = SCHEMA_VERSION
     doc_type: Literal["neb"] = "neb"

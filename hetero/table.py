@@ -5,7 +5,9 @@ Rows
 - ``row_kind == "site"``: one row per (system, ion, site) AND adsorption reference: the same site
   appears twice, ``e_ads_reference == "bulk metal"`` and ``== "isolated atom"`` (when that reference
   energy exists), so the reference of ``e_ads_eV`` is always explicit. OCV and capacity are filled on
-  the bulk-metal row only (they are defined against the metal anode).
+  the bulk-metal row only (they are defined against the metal anode). A coverage series adds rows with
+  ``n_ions`` > 1 (``e_ads_eV`` is then the average per ion, ``ocv_V`` the average voltage from 0 to n
+  ions and ``ocv_step_V`` the voltage of the last step, n-1 -> n).
 - ``row_kind == "path"``: one row per (system, ion, NEB path): barrier, hop length, diffusion
   coefficient D = a^2 nu exp(-Ea/kT) with ``nu_Hz`` and ``temperature_K`` columns.
 - ``row_kind == "system"``: systems with no ion results (bare hosts, partial campaigns).
@@ -42,7 +44,7 @@ STORE_FILENAME = "store.json"
 BASE_COLUMNS = [
     "system", "row_kind", "ion", "site", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
     "area_A2", "engine", "preset", "settings_hash", "energy_eV", "fermi_eV", "formation_energy_eV_per_A2",
-    "formation_energy_J_per_m2", "e_ads_reference", "e_ads_eV", "n_ions", "height_A", "ocv_V",
+    "formation_energy_J_per_m2", "e_ads_reference", "e_ads_eV", "n_ions", "height_A", "ocv_V", "ocv_step_V",
     "capacity_mAh_g", "capacity_basis", "dos_at_fermi", "band_gap_eV", "is_metal", "work_function_eV",
     "work_function_bottom_eV", "cdd_transferred_e", "barrier_eV", "hop_length_A",
     "diffusion_coefficient_cm2_s", "nu_Hz", "temperature_K", "job_uuid", "run_dir", "status",
@@ -198,6 +200,16 @@ def _site_values(g: dict, label: str) -> dict:
     return out
 
 
+def _coverage_step(g: dict, ion: str, site: str, n: int) -> float | None:
+    """Voltage of the step (n-1 -> n ions) of a coverage series of this site, if one was run."""
+    for doc, _ in g.get("coverage", []):
+        if doc.get("ion") == ion and doc.get("site") == site:
+            for lo, hi, v in zip(doc.get("step_n_lo", []), doc.get("step_n_hi", []), doc.get("step_voltage_V", [])):
+                if hi == n:
+                    return _num(v)
+    return None
+
+
 def _host_first(pairs: list) -> list:
     """System-level numbers come from the host/interface calculation, not from an adsorbate's."""
     own = ("host", "interface", "slab", "bulk", "", "main", "reference")
@@ -309,7 +321,9 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
                           engine=_prov(ads).get("engine") or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
-            common.update(_site_values(g, f"{ion}@{ads.get('site')}"), lateral_shift_A=_num(ads.get("lateral_shift_A")))
+            site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
+            common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
+                          ocv_step_V=_coverage_step(g, ion, ads.get("site"), n))
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
@@ -455,7 +469,7 @@ def compare_with_published(run_folder: str | Path) -> pd.DataFrame:
     rows = []
     for d in iter_documents(folder / "store.json"):
         out = d.get("output") if isinstance(d, dict) and "output" in d else d
-        if isinstance(out, dict) and out.get("doc_type") == "adsorption":
+        if isinstance(out, dict) and out.get("doc_type") == "adsorption" and int(out.get("n_ions", 1) or 1) == 1:
             rows.append({
                 "site": out["site"],
                 "e_ads_bulk_metal_eV": out.get("e_ads_bulk_eV"),

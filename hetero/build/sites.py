@@ -279,3 +279,72 @@ def adsorption_models(slab: Structure, ion: str, base_record=None, offset_A: Seq
         rec.fragments = {"host": list(range(len(slab))), "ion": [len(st) - 1]}
         out.append((s, st, rec))
     return out
+
+
+def equivalent_positions(slab: Structure, xy: Sequence[float], symprec: float = 0.1, tol_A: float = 0.3) -> np.ndarray:
+    """In-plane cartesian positions (N, 2) in the cell equivalent to `xy` by the surface symmetry.
+
+    The first row is `xy` itself (folded into the cell); copies closer than `tol_A` are merged.
+    """
+    lat = slab.lattice
+    M = np.array([lat.matrix[0, :2], lat.matrix[1, :2]]).T
+    f0 = np.linalg.solve(M, np.asarray(xy, float)[:2])
+    out: list[np.ndarray] = []
+    for op in _surface_ops(slab, symprec) or []:
+        g = op.operate([f0[0], f0[1], 0.0])[:2]
+        g -= np.floor(g + 1e-9)
+        if not any(np.linalg.norm(M @ ((g - u) - np.round(g - u))) < tol_A for u in out):
+            out.append(g)
+    f0 = f0 - np.floor(f0 + 1e-9)
+    out = [f0] + [u for u in out if np.linalg.norm(M @ ((u - f0) - np.round(u - f0))) >= tol_A]
+    return np.array([M @ u for u in out])
+
+
+def _periodic_distance(slab: Structure, p: np.ndarray, q: np.ndarray) -> float:
+    a, b = slab.lattice.matrix[0, :2], slab.lattice.matrix[1, :2]
+    return float(min(np.linalg.norm(p - q + i * a + j * b) for i in (-1, 0, 1) for j in (-1, 0, 1)))
+
+
+def default_ion_separation(ion: str) -> float:
+    """Closest ion-ion distance a coverage series accepts: 1.6 x the covalent radius (Na 2.66 A, Li 2.05 A).
+
+    Below it two adsorbed ions would sit closer than in any of their compounds; the user can set another.
+    """
+    return round(1.6 * covalent_radius(ion), 2)
+
+
+def coverage_models(
+    slab: Structure, ion: str, start: Structure, max_ions: int, min_separation_A: float | None = None,
+    symprec: float = 0.1,
+) -> list[Structure]:
+    """Structures with 2..n ions on the symmetry copies of one site, filled farthest-first.
+
+    `start` is the relaxed one-ion structure (ion last) on `slab`; further ions go on the copies of
+    its in-plane position, each the copy farthest from those already placed, at the covalent-radius
+    height. Stops at `max_ions` or when the next copy would be closer than `min_separation_A` to
+    another ion (periodic images included). Ions are the last atoms, in order of placement.
+    """
+    if max_ions < 2:
+        raise BuildError(f"max_ions={max_ions}: a coverage series needs at least 2 ions")
+    r_ion = covalent_radius(ion)
+    min_sep = default_ion_separation(ion) if min_separation_A is None else float(min_separation_A)
+    first = np.array(start.cart_coords[-1][:2])
+    if str(start[-1].specie) != ion:
+        raise BuildError(f"the one-ion structure's last atom is {start[-1].specie}, expected the ion {ion}")
+    copies = list(equivalent_positions(slab, first, symprec))[1:]
+    placed = [first]
+    out: list[Structure] = []
+    current = start.copy()
+    while len(placed) < max_ions and copies:
+        dist = [min(_periodic_distance(slab, c, p) for p in placed) for c in copies]
+        k = int(np.argmax(dist))
+        if dist[k] < min_sep:
+            break
+        xy = copies.pop(k)
+        z, _ = _height_for(slab, xy, r_ion)
+        current = current.copy()
+        props = {"selective_dynamics": [True, True, True]} if "selective_dynamics" in current.site_properties else None
+        current.append(ion, [xy[0], xy[1], z], coords_are_cartesian=True, properties=props)
+        placed.append(xy)
+        out.append(current)
+    return out

@@ -4,6 +4,7 @@ host slab: relax -> static -> DOS, Bader, work function
 references: bulk metal (per atom) and isolated atom, same engine settings family
 each distinct site: relax -> static -> DOS, Bader (host/ion fragments), CDD, work function, E_ads
 NEB: from the most stable site to the nearest site of another kind, endpoints from the site results
+coverage: 2..n ions on the copies of the most stable (or a named) site -> average E_ads, OCV profile
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pymatgen.core import Lattice, Structure
 
 from hetero.flows.jobs import (
     CddMaker,
+    coverage_doc_job,
     NebMaker,
     RelaxMaker,
     StaticMaker,
@@ -26,7 +28,7 @@ from hetero.flows.jobs import (
     workfunction_job,
 )
 
-ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb")
+ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb", "coverage")
 
 
 def _fixed(structure: Structure) -> list[int]:
@@ -46,6 +48,8 @@ class AdsorptionFlowMaker(Maker):
     steps: tuple[str, ...] = ALL_STEPS
     references: tuple[str, ...] = ("bulk", "atom")
     neb_settings: dict = field(default_factory=dict)
+    # coverage series: max_ions (default 4), site ("best" or a label), min_separation_A (default from radii)
+    coverage_settings: dict = field(default_factory=dict)
 
     def make(
         self,
@@ -120,6 +124,13 @@ class AdsorptionFlowMaker(Maker):
             pick = neb_from_best_site(ads_outputs, self.engine, _fixed(host), system, ion, run_root, self.neb_settings)
             pick.name = "select NEB path"
             jobs.append(pick)
+        if "coverage" in self.steps and ads_outputs:
+            cov = coverage_series(
+                ads_outputs, host_static.output, mu["bulk"], mu["atom"], self.engine, _fixed(host), system, ion,
+                run_root, self.coverage_settings,
+            )
+            cov.name = f"coverage series {ion}"
+            jobs.append(cov)
         return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
 
     def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None) -> list:
@@ -169,3 +180,57 @@ def neb_from_best_site(
     )
     neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"
     return Response(addition=Flow([neb]), output={"path": f"{best['site']}->{end['site']}"})
+
+
+@job
+def coverage_series(
+    ads_docs: list[dict], host_calc: dict, mu_bulk: float | None, mu_atom: float | None, engine: dict,
+    fixed: list[int], system: str, ion: str, run_root: str, settings: dict | None = None,
+):
+    """Adds relax + static + E_ads for 2..n ions on the copies of one site, then the coverage document.
+
+    n = 1 is the site's own adsorption result (taken, not recomputed); n = 0 is the host.
+    """
+    from hetero.build.sites import coverage_models, default_ion_separation
+
+    settings = dict(settings or {})
+    want = settings.get("site", "best")
+    docs = [d for d in ads_docs if d]
+    if want == "best":
+        one = min(docs, key=lambda d: d["e_total_eV"])
+    else:
+        hits = [d for d in docs if d["site"] == want]
+        if not hits:
+            raise ValueError(f"coverage.site {want!r} has no adsorption result; sites: {[d['site'] for d in docs]}")
+        one = hits[0]
+    start = Structure.from_dict(one["structure"])
+    host = Structure.from_dict(host_calc["structure"])
+    max_ions = int(settings.get("max_ions", 4))
+    min_sep = settings.get("min_separation_A")
+    min_sep = default_ion_separation(ion) if min_sep is None else float(min_sep)
+    models = coverage_models(host, ion, start, max_ions, min_sep) if max_ions >= 2 else []
+    n_possible = 1 + len(models)
+    stopped = (
+        f"max_ions={max_ions} reached" if n_possible >= max_ions
+        else f"no further copy of {one['site']} is {min_sep:.2f} A or more from the placed ions in this cell "
+        f"(a larger surface_supercell holds more)"
+    )
+    relax = RelaxMaker(engine=engine, asymmetric_slab=True)
+    static = StaticMaker(engine=engine, asymmetric_slab=True, outputs=())
+    jobs, outs = [], []
+    for s in models:
+        n = len(s) - len(host)
+        s.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(s))])
+        label = f"{n}{ion}@{one['site']}"
+        r = relax.make(s, system, label, run_root)
+        r.name = f"relax {label}"
+        st = static.make(r.output.structure, system, label, run_root)
+        st.name = f"static {label}"
+        ads = adsorption_job(st.output, host_calc, ion, one["site"], mu_bulk, mu_atom, len(s) - 1, n_ions=n)
+        ads.name = f"E_ads {label}"
+        jobs += [r, st, ads]
+        outs.append(ads.output)
+    doc = coverage_doc_job(host_calc, [one] + outs, ion, one["site"], mu_bulk, mu_atom, min_sep, stopped)
+    doc.name = f"coverage profile {ion}@{one['site']}"
+    jobs.append(doc)
+    return Response(addition=Flow(jobs), output={"site": one["site"], "n_max": n_possible})

@@ -21,7 +21,7 @@ from pymatgen.core import Structure
 from hetero import __version__
 from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
-from hetero.analysis.descriptors import adsorption_energy
+from hetero.analysis.descriptors import ION_CHARGE, adsorption_energy, ocv_profile, theoretical_capacity
 from hetero.analysis.dos import reduce_dos
 from hetero.analysis.neb import barrier, hop_length
 from hetero.analysis.workfunction import NoVacuumError, work_function
@@ -32,6 +32,7 @@ from hetero.schemas import (
     BaderDoc,
     CalcDoc,
     CddDoc,
+    CoverageDoc,
     DosDoc,
     NebDoc,
     Provenance,
@@ -289,6 +290,44 @@ def adsorption_job(
         e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
         height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, calc_uuid=uuid,
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
+    )
+
+
+def _min_ion_distance(structure: Structure, ion_indices: list[int]) -> float | None:
+    if len(ion_indices) < 2:
+        return None
+    d = structure.distance_matrix[np.ix_(ion_indices, ion_indices)]
+    return float(d[np.triu_indices(len(ion_indices), 1)].min())
+
+
+@job
+@_plain
+def coverage_doc_job(
+    host: dict, ads_docs: list[dict], ion: str, site: str, mu_bulk: float | None, mu_atom: float | None,
+    min_separation_A: float, stopped_because: str = "",
+) -> CoverageDoc:
+    """Average E_ads per ion and the voltage profile of n = 0, 1, 2, ... ions (adsorption docs of one site)."""
+    docs = sorted((d for d in ads_docs if d), key=lambda d: d["n_ions"])
+    n = [0] + [int(d["n_ions"]) for d in docs]
+    e = [host["energy_eV"]] + [d["e_total_eV"] for d in docs]
+    host_structure = Structure.from_dict(host["structure"])
+    formula = host_structure.composition.formula.replace(" ", "")
+    z = ION_CHARGE.get(ion, 1)
+    dists = []
+    for d in docs:
+        s = Structure.from_dict(d["structure"])
+        dists.append(_min_ion_distance(s, list(range(len(host_structure), len(s)))))
+    steps = ocv_profile(n, e, mu_bulk, z) if mu_bulk is not None else None
+    return CoverageDoc(
+        system=host["system"], ion=ion, site=site, n_ions=n, e_total_eV=e, mu_bulk_eV=mu_bulk, mu_atom_eV=mu_atom,
+        e_ads_avg_bulk_eV=[None] + [d.get("e_ads_bulk_eV") for d in docs],
+        e_ads_avg_atom_eV=[None] + [d.get("e_ads_atom_eV") for d in docs],
+        step_n_lo=[int(x) for x in steps["x_lo"]] if steps else [],
+        step_n_hi=[int(x) for x in steps["x_hi"]] if steps else [],
+        step_voltage_V=[float(v) for v in steps["voltage_V"]] if steps else [],
+        capacity_mAh_g=[theoretical_capacity(formula, k, z) for k in n],
+        host_formula=formula, min_ion_distance_A=[None] + dists, min_separation_A=min_separation_A,
+        stopped_because=stopped_because, provenance=Provenance(**host["provenance"]),
     )
 
 
