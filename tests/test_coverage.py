@@ -10,7 +10,11 @@ import pytest
 
 from hetero.build import BuildError, find_sites, place_ion
 from hetero.build.presets import get_preset
-from hetero.build.sites import coverage_models, default_ion_separation, equivalent_positions
+from hetero.build.sites import (
+    coverage_models,
+    default_ion_separation,
+    equivalent_positions,
+)
 from hetero.campaigns import CampaignError, build_host, load_campaign
 
 CAMPAIGN = Path(__file__).parent / "data" / "na_vn001_coverage_tiny.yaml"

@@ -17,12 +17,12 @@ from pymatgen.core import Lattice, Structure
 
 from hetero.flows.jobs import (
     CddMaker,
-    coverage_doc_job,
     NebMaker,
     RelaxMaker,
     StaticMaker,
     adsorption_job,
     bader_job,
+    coverage_doc_job,
     dos_job,
     reference_energy_job,
     workfunction_job,

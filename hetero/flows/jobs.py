@@ -21,7 +21,12 @@ from pymatgen.core import Structure
 from hetero import __version__
 from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
-from hetero.analysis.descriptors import ION_CHARGE, adsorption_energy, ocv_profile, theoretical_capacity
+from hetero.analysis.descriptors import (
+    ION_CHARGE,
+    adsorption_energy,
+    ocv_profile,
+    theoretical_capacity,
+)
 from hetero.analysis.dos import reduce_dos
 from hetero.analysis.neb import barrier, hop_length
 from hetero.analysis.workfunction import NoVacuumError, work_function
