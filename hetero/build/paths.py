@@ -175,19 +175,9 @@ def find_paths(
 
 def _equivalent_positions(host: Structure, sites: list[Site]) -> list[np.ndarray]:
     """In-plane cartesian positions of every symmetry copy of the sites in the cell."""
-    from hetero.build.sites import _surface_ops
+    from hetero.build.sites import equivalent_positions
 
-    ops = _surface_ops(host, 0.1)
-    M = host.lattice.matrix
-    out = []
-    for s in sites:
-        f = np.array(s.frac_coords, float)
-        for op in ops or []:
-            g = op.operate(f)
-            g[:2] -= np.floor(g[:2])
-            out.append(g[0] * M[0, :2] + g[1] * M[1, :2])
-        out.append(np.array(s.cart_coords[:2]))
-    return out
+    return [p for s in sites for p in equivalent_positions(host, s.cart_coords[:2])]
 
 
 def _passes_other_site(p0: np.ndarray, p1: np.ndarray, positions: list[np.ndarray], shifts, tol: float = 0.3) -> bool:
