@@ -143,19 +143,29 @@ def paths(
     is_slab: bool = typer.Option(False),
     max_hop: float = typer.Option(3.5),
     n_images: int = typer.Option(5),
+    interlayer: bool = typer.Option(False, help="BULK names a stacked preset (e.g. vs2_v2co2): hops between "
+                                    "intercalation sites in its van der Waals gap"),
+    model: str = typer.Option("fast", help="preset model size with --interlayer: fast | standard"),
     out: Path = typer.Option(Path("build_paths"), "--out", "-o"),
 ) -> None:
-    """Migration hops between neighbouring surface sites with IDPP images (one folder per path)."""
+    """Migration hops between neighbouring surface (or, with --interlayer, vdW-gap) sites with IDPP images."""
     from hetero.build import build_slab, find_sites
     from hetero.build.common import record, resolve_structure, write_models
-    from hetero.build.paths import find_paths
+    from hetero.build.paths import find_interlayer_sites, find_paths
 
     try:
-        if is_slab:
-            s, _ = resolve_structure(bulk)
+        if interlayer:
+            from hetero.build.presets import get_preset
+
+            s, rec = get_preset(bulk, model)
+            sites = find_interlayer_sites(s, rec.fragments, ion)
         else:
-            s, _ = build_slab(bulk, miller, layers, supercell=supercell)
-        ps = find_paths(s, find_sites(s, ion), ion, max_hop=max_hop, n_images=n_images)
+            if is_slab:
+                s, _ = resolve_structure(bulk)
+            else:
+                s, _ = build_slab(bulk, miller, layers, supercell=supercell)
+            sites = find_sites(s, ion)
+        ps = find_paths(s, sites, ion, max_hop=max_hop, n_images=n_images)
     except Exception as exc:
         _fail(exc)
     summary = []

@@ -97,3 +97,20 @@ def test_interlayer_sites_and_paths():
     assert all(zs < x.cart_coords[2] < zf for x in gs)
     ps = find_paths(s, gs, "Li", max_hop=2.5, n_images=3)
     assert ps and all(min(_min_pair_distance(im) for im in p.images) > 1.0 for p in ps)
+
+
+def test_cli_interlayer_paths(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from hetero.cli import app
+
+    res = CliRunner().invoke(app, ["build", "paths", "vs2_v2co2", "--interlayer", "--ion", "Li", "--n-images", "3",
+                                   "--max-hop", "2.5", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    paths = json.loads((tmp_path / "paths.json").read_text())
+    assert paths and all("gap-" in p["label"] for p in paths)
+    assert len(list((tmp_path / "path_00").glob("*.vasp")) or list((tmp_path / "path_00").iterdir())) >= 5
+    bad = CliRunner().invoke(app, ["build", "paths", "vn001_na", "--interlayer", "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "film" in bad.output  # a single slab has no gap: the error says what is missing
