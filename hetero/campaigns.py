@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -58,6 +58,9 @@ class Campaign(BaseModel, extra="forbid"):
     model: ModelSpec
     ion: str
     sites: list[str] | str = "all"
+    # where the ion goes: on the top surface, in the van der Waals gap of a two-fragment stack
+    # (intercalation, labels gap-*), or both
+    placement: Literal["surface", "interlayer", "both"] = "surface"
     steps: list[str] = Field(default_factory=lambda: list(ALL_STEPS))
     references: list[str] = Field(default_factory=lambda: ["bulk", "atom"])
     engine: str = "gpaw"
@@ -152,10 +155,17 @@ def add_vacuum_for_ion(slab, extra_A: float, ion_room_A: float = 3.0):
                      site_properties=slab.site_properties, properties=slab.properties)
 
 
-def build_sites(camp: Campaign, slab):
+def build_sites(camp: Campaign, slab, fragments: dict[str, list[int]] | None = None):
+    from hetero.build.paths import find_interlayer_sites
     from hetero.build.sites import find_sites, place_ion
 
-    sites = find_sites(slab, camp.ion)
+    sites = find_sites(slab, camp.ion) if camp.placement in ("surface", "both") else []
+    if camp.placement in ("interlayer", "both"):
+        if not fragments or not {"film", "substrate"} <= set(fragments):
+            raise CampaignError(
+                f"placement: {camp.placement} needs a stacked model with film and substrate fragments "
+                "(a film/substrate pair or a stacked preset such as vs2_v2co2); this model is a single slab")
+        sites += find_interlayer_sites(slab, fragments, camp.ion)
     if camp.sites != "all":
         wanted = set(camp.sites)
         missing = wanted - {s.label for s in sites}
@@ -174,7 +184,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
 
     size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
     slab, record = build_host(camp, size)
-    sites = build_sites(camp, slab)
+    sites = build_sites(camp, slab, record.fragments)
     try:
         ion_bulk = load_structure(camp.ion)
     except Exception:  # library without the metal: ASE's reference crystal (experimental lattice constant)

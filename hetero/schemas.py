@@ -133,7 +133,7 @@ class AdsorptionDoc(BaseModel):
     mu_atom_eV: float | None = None  # isolated atom, same settings
     e_ads_bulk_eV: float | None = None  # reference: bulk metal
     e_ads_atom_eV: float | None = None  # reference: isolated atom
-    height_A: float | None = None
+    height_A: float | None = None  # ion above the topmost host atom; negative = intercalated inside a stack
     lateral_shift_A: float | None = None  # in-plane move of the ion from its starting site during relaxation
     calc_uuid: str = ""
     structure: dict[str, Any]
@@ -180,6 +180,7 @@ class NebDoc(BaseModel):
     endpoint_energies_eV: list[float]  # absolute, taken from adsorption results
     climbing: bool = True
     converged: bool = True
+    images_in_parallel: bool | None = None  # moving images computed side by side on separate MPI rank groups
     provenance: Provenance
 
 

@@ -101,6 +101,10 @@ def test_neb_barrier_positive_with_endpoints_from_adsorption(docs):
     assert neb["barrier_eV"] > 0
     assert neb["energies_eV"][0] == 0.0
     assert neb["hop_length_A"] > 0.5
+    assert len(neb["energies_eV"]) == 4  # two moving images between the endpoints
+    cores = int(os.environ.get("HETERO_CORES") or os.cpu_count() or 1)
+    # images run side by side when the MPI ranks split evenly over them, else one after another
+    assert neb["images_in_parallel"] == (cores >= 2 and cores % 2 == 0)
 
 
 def test_rerun_skips_finished_work(chain_root):

@@ -247,7 +247,10 @@ def place_ion(
         site = hits[0]
     off = np.array(list(offset_A) + [0.0] * (2 - len(offset_A)), float)[:2]
     xy = np.array(site.cart_coords[:2]) + off
-    z, _ = _height_for(slab, xy, covalent_radius(ion))
+    if site.kind == "interlayer":  # mid-gap height from find_interlayer_sites, not a surface height
+        z = float(site.cart_coords[2])
+    else:
+        z, _ = _height_for(slab, xy, covalent_radius(ion))
     out = slab.copy()
     props = {}
     if "selective_dynamics" in out.site_properties:
@@ -315,13 +318,13 @@ def default_ion_separation(ion: str) -> float:
 
 def coverage_models(
     slab: Structure, ion: str, start: Structure, max_ions: int, min_separation_A: float | None = None,
-    symprec: float = 0.1,
+    symprec: float = 0.1, keep_height: bool = False,
 ) -> list[Structure]:
     """Structures with 2..n ions on the symmetry copies of one site, filled farthest-first.
 
     `start` is the relaxed one-ion structure (ion last) on `slab`; further ions go on the copies of
     its in-plane position, each the copy farthest from those already placed, at the covalent-radius
-    height. Stops at `max_ions` or when the next copy would be closer than `min_separation_A` to
+    height (`keep_height`: at the first ion's height, for intercalation sites). Stops at `max_ions` or when the next copy would be closer than `min_separation_A` to
     another ion (periodic images included). Ions are the last atoms, in order of placement.
     """
     if max_ions < 2:
@@ -341,7 +344,7 @@ def coverage_models(
         if dist[k] < min_sep:
             break
         xy = copies.pop(k)
-        z, _ = _height_for(slab, xy, r_ion)
+        z = float(start.cart_coords[-1][2]) if keep_height else _height_for(slab, xy, r_ion)[0]
         current = current.copy()
         props = {"selective_dynamics": [True, True, True]} if "selective_dynamics" in current.site_properties else None
         current.append(ion, [xy[0], xy[1], z], coords_are_cartesian=True, properties=props)

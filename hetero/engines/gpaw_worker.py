@@ -50,7 +50,7 @@ def _atoms_to_dict(atoms: Atoms) -> dict:
     }
 
 
-def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None):
+def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None, communicator=None):
     """GPAW calculator from a flat settings dict (see configs/gpaw/*.yaml)."""
     kw: dict = {
         "xc": settings.get("xc", "PBE"),
@@ -76,6 +76,8 @@ def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None):
         kw["poissonsolver"] = {"dipolelayer": "xy"}
     if settings.get("hubbard_u"):
         kw["setups"] = {el: f":d,{u}" for el, u in settings["hubbard_u"].items()}
+    if communicator is not None:  # a list of ranks: this calculator runs on those only (parallel NEB images)
+        kw["communicator"] = communicator
     if safe:
         kw["mixer"] = Mixer(0.02, 5, 100.0)
     elif settings.get("mixer_beta"):
@@ -252,17 +254,31 @@ def run_neb(task: dict, folder: Path) -> dict:
                     a.positions = b.positions
         except Exception:
             pass
+    # images in parallel (GPAW's recipe: each image on its own group of ranks) when the ranks split
+    # evenly over more than one moving image; otherwise one image after another on every rank
+    per_image = world.size // n_mid if n_mid else 0
+    parallel = bool(settings.get("neb_parallel", True)) and n_mid > 1 and per_image >= 1 and per_image * n_mid == world.size
     for i, a in enumerate(images[1:-1], start=1):
-        a.calc = _make_gpaw(settings, str(folder / f"gpaw-image{i:02d}.txt"))[0]
+        txt = str(folder / f"gpaw-image{i:02d}.txt")
+        if parallel:
+            ranks = list(range((i - 1) * per_image, i * per_image))
+            if world.rank in ranks:
+                a.calc = _make_gpaw(settings, txt, communicator=ranks)[0]
+        else:
+            a.calc = _make_gpaw(settings, txt)[0]
     # endpoints: single points already done by the adsorption jobs; attach a fixed-energy calculator
     from ase.calculators.singlepoint import SinglePointCalculator
 
     for a, e in zip((images[0], images[-1]), task["endpoint_energies_eV"]):
         a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
     neb = NEB(images, climb=True, k=settings.get("neb_spring", 0.1), method="improvedtangent",
-              allow_shared_calculator=False)
+              allow_shared_calculator=False, parallel=parallel, world=world if parallel else None)
     opt = FIRE(neb, logfile=str(folder / "neb.log"), trajectory=str(traj_path), append_trajectory=True)
     converged = bool(opt.run(fmax=settings.get("neb_fmax_eV_A", 0.1), steps=settings.get("neb_steps", 60)))
+    if parallel:  # every rank gets every image's final energy and forces (broadcast by the NEB)
+        neb.get_forces()
+        for a, e, f in zip(images[1:-1], neb.energies[1:-1], neb.real_forces[1:-1]):
+            a.calc = SinglePointCalculator(a, energy=float(e), forces=f.copy())
     energies = [float(a.get_potential_energy()) for a in images]
     tools = NEBTools(images)
     s, e, sfit, efit, lines = tools.get_fit()
@@ -277,6 +293,7 @@ def run_neb(task: dict, folder: Path) -> dict:
         "spline_e_eV": [float(x) for x in efit],
         "converged": converged,
         "n_images_moving": n_mid,
+        "images_in_parallel": parallel,
         "images": [_atoms_to_dict(a) for a in images],
         "files": {"band": "neb-final.traj", "log": "neb.log"},
     }

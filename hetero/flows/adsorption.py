@@ -208,7 +208,8 @@ def coverage_series(
     max_ions = int(settings.get("max_ions", 4))
     min_sep = settings.get("min_separation_A")
     min_sep = default_ion_separation(ion) if min_sep is None else float(min_sep)
-    models = coverage_models(host, ion, start, max_ions, min_sep) if max_ions >= 2 else []
+    intercalated = one["site"].startswith("gap-")
+    models = coverage_models(host, ion, start, max_ions, min_sep, keep_height=intercalated) if max_ions >= 2 else []
     n_possible = 1 + len(models)
     stopped = (
         f"max_ions={max_ions} reached" if n_possible >= max_ions

@@ -373,7 +373,7 @@ class NebMaker(Maker):
             barrier_eV=barrier(e_rel, spline_rel),
             hop_length_A=hop_length(s0.cart_coords, s1.cart_coords, ion_index, s0.lattice.matrix),
             endpoint_energies_eV=[start["e_total_eV"], end["e_total_eV"]],
-            converged=result.get("converged", False),
+            converged=result.get("converged", False), images_in_parallel=result.get("images_in_parallel"),
             provenance=_provenance(engine, result),
         )
 

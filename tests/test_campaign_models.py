@@ -1,0 +1,49 @@
+"""Campaign model building (no DFT): surface and intercalation placements, plain slabs, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hetero.campaigns import CampaignError, load_campaign, make_flow
+
+WORKFLOWS = Path(__file__).parents[1] / "workflows"
+
+
+def _campaign(tmp_path: Path, source: str, **replace: str) -> Path:
+    text = (WORKFLOWS / source).read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    out = tmp_path / source
+    out.write_text(text)
+    return out
+
+
+def test_interlayer_placement_puts_the_ion_between_the_fragments(tmp_path):
+    path = _campaign(tmp_path, "vs2_v2co2_li.yaml", **{"sites: all": "sites: all\nplacement: both"})
+    flow, models = make_flow(load_campaign(path), "fast", tmp_path)
+    labels = [s["label"] for s in models["sites"]]
+    gap = [s for s in models["sites"] if s["label"].startswith("gap-")]
+    surface = [lab for lab in labels if not lab.startswith("gap-")]
+    assert gap and surface  # both kinds of site
+    frags = models["host"]["fragments"]
+    from pymatgen.core import Structure
+
+    host = Structure.from_dict(models["host"]["structure"])
+    z_sub = host.cart_coords[frags["substrate"], 2].max()
+    z_film = host.cart_coords[frags["film"], 2].min()
+    for s in gap:
+        assert z_sub < s["cart_coords"][2] < z_film, s["label"]
+    relax_jobs = [j.name for j in flow.jobs if j.name.startswith("relax Li@gap-")]
+    assert len(relax_jobs) == len(gap)
+
+
+def test_interlayer_placement_needs_a_stack(tmp_path):
+    path = _campaign(tmp_path, "na_vn001.yaml", **{"sites: all": "sites: all\nplacement: interlayer"})
+    with pytest.raises(CampaignError, match="needs a stacked model"):
+        make_flow(load_campaign(path), "fast", tmp_path)
+    bad = _campaign(tmp_path, "na_vn001.yaml", **{"sites: all": "sites: all\nplacement: gap"})
+    with pytest.raises(CampaignError, match="placement"):
+        load_campaign(bad)
