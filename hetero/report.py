@@ -238,12 +238,13 @@ def campaign_html(run: RunData) -> str:
 
 def build_report(run_folder: str | Path, out: str | Path | None = None, isovalue: float = 0.007,
                  embed: bool = False, figures: FigureSet | None = None) -> tuple[Path, FigureSet]:
-    """Write `<out or run_folder/report>/index.html`; (re)draws the figures into run_folder/figures."""
+    """Write `<out or run_folder/report>/index.html` with the figures (re)drawn into run_folder/figures,
+    or into `<out>/figures` when `out` is given (the run folder is then left untouched)."""
     run_folder = Path(run_folder)
     run = load_run(run_folder)
     out_dir = Path(out) if out else run_folder / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    fs = figures or make_figures(run_folder, isovalue=isovalue, run=run)
+    fs = figures or make_figures(run_folder, out=out_dir / "figures" if out else None, isovalue=isovalue, run=run)
     table, table_src = screening_table_html(run, run_folder)
     title = (run.campaign or {}).get("title") or (run.campaign or {}).get("name") or run_folder.name
     failed = "".join(f"<li>{_e(n)}</li>" for n in run.failed_jobs)

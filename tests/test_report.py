@@ -105,6 +105,8 @@ def test_embed_mode(tmp_path):
     path, fs = build_report(root, out=tmp_path / "elsewhere", embed=True)
     text = path.read_text()
     assert text.count("data:image/png;base64,") == len(fs.figures) > 0
+    # with --out the figures go beside the report and the run folder is left as it was
+    assert fs.out_dir == tmp_path / "elsewhere" / "figures" and not (root / "figures").exists()
     for r in _refs(text):
         if not r.startswith("data:"):
             assert (path.parent / r).resolve().exists(), r
