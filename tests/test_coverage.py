@@ -107,6 +107,7 @@ def test_coverage_series_gives_a_falling_voltage_profile(coverage_run):
     assert np.mean(cov["step_voltage_V"]) == pytest.approx(-two["e_ads_bulk_eV"], abs=1e-9)
     assert cov["capacity_mAh_g"][2] == pytest.approx(2 * cov["capacity_mAh_g"][1])
     assert cov["min_ion_distance_A"][2] > 2.3  # the ions stay apart during relaxation
+    assert abs(two["height_A"] - one["height_A"]) < 1.0  # both ions sit on the surface, not on each other
 
 
 @pytest.mark.dft

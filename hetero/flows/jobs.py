@@ -286,7 +286,8 @@ def adsorption_job(
         d = structure.lattice.get_fractional_coords(np.asarray(structure.cart_coords[ion_index]) - np.asarray(start_cart))
         d[:2] -= np.round(d[:2])
         shift = float(np.linalg.norm(structure.lattice.get_cartesian_coords([d[0], d[1], 0.0])))
-    top_host = max(structure.cart_coords[i, 2] for i in range(len(structure)) if i != ion_index)
+    # the ions are the last n_ions atoms: the height is measured from the host's top atom, not another ion
+    top_host = float(structure.cart_coords[: len(structure) - n_ions, 2].max())
     e_bulk = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_bulk, n_ions) if mu_bulk is not None else None
     e_atom = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_atom, n_ions) if mu_atom is not None else None
     return AdsorptionDoc(
