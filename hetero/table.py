@@ -322,8 +322,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                           engine=_prov(ads).get("engine") or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
-            common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
-                          ocv_step_V=_coverage_step(g, ion, ads.get("site"), n))
+            common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")))
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
@@ -336,6 +335,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                 row = dict(common, e_ads_reference=ref, e_ads_eV=e_ads)
                 if ref == "bulk metal" and e_ads is not None:
                     row["ocv_V"] = -e_ads / z
+                    row["ocv_step_V"] = _coverage_step(g, ion, ads.get("site"), n)
                     if hf:
                         row["capacity_mAh_g"] = _capacity(hf, n, ion)
                         row["capacity_basis"] = f"{n} {ion} per {hf}"
