@@ -25,6 +25,7 @@ class CampaignError(ValueError):
 
 
 COVERAGE_KEYS = {"max_ions", "site", "min_separation_A"}
+VDW_GAP_A = 2.5  # fragment separation above which a scaffolded campaign also intercalates the ion
 
 
 class ModelSpec(BaseModel, extra="forbid"):
@@ -296,6 +297,8 @@ def scaffold_campaign(
         },
         "ion": ion,
         "sites": "all",
+        # a van der Waals gap (>= 2.5 A between the fragments) takes the ion too: intercalation sites
+        "placement": "both" if (best.interlayer_distance_A or 0) >= VDW_GAP_A else "surface",
         "steps": list(ALL_STEPS),
         "references": ["bulk", "atom"],
         "preset": "fast",

@@ -56,13 +56,18 @@ def new_campaign(
     out_dir: Path = typer.Option(Path("workflows"), help="where to write the campaign file"),
     max_area: float = typer.Option(100.0, help="largest interface area searched (A^2)"),
     max_atoms: int = typer.Option(60, help="largest model accepted"),
+    max_length_tol: float = typer.Option(None, help="ZSL lattice-vector length tolerance (pymatgen default 0.03)"),
+    max_angle_tol: float = typer.Option(None, help="ZSL angle tolerance (default 0.01)"),
+    max_area_ratio_tol: float = typer.Option(None, help="ZSL area-ratio tolerance (default 0.09)"),
 ):
     """Scaffold a campaign file for a new pair from the builders' best-ranked interface model."""
     from hetero.build.common import BuildError
     from hetero.campaigns import CampaignError, scaffold_campaign
 
+    tol = {k: v for k, v in (("max_length_tol", max_length_tol), ("max_angle_tol", max_angle_tol),
+                             ("max_area_ratio_tol", max_area_ratio_tol)) if v is not None}
     try:
-        path = scaffold_campaign(film, substrate, ion, out_dir, max_area=max_area, max_atoms=max_atoms)
+        path = scaffold_campaign(film, substrate, ion, out_dir, max_area=max_area, max_atoms=max_atoms, tolerances=tol)
     except (CampaignError, BuildError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

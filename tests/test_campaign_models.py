@@ -47,3 +47,29 @@ def test_interlayer_placement_needs_a_stack(tmp_path):
     bad = _campaign(tmp_path, "na_vn001.yaml", **{"sites: all": "sites: all\nplacement: gap"})
     with pytest.raises(CampaignError, match="placement"):
         load_campaign(bad)
+
+
+def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from hetero.build.interfaces import enumerate_interfaces
+    from hetero.cli import app
+
+    tol = {"max_length_tol": 0.05, "max_angle_tol": 0.02, "max_area_ratio_tol": 0.09}
+    res = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--ion", "Li", "--out-dir", str(tmp_path),
+                                   "--max-area", "60", "--max-atoms", "60", "--max-length-tol", "0.05",
+                                   "--max-angle-tol", "0.02"])
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "vs21l_v2co2_li.yaml"
+    camp = load_campaign(path)
+    best = enumerate_interfaces("VS2_1L", "V2CO2", (0, 0, 1), (0, 0, 1), max_area=60, max_atoms=60, **tol).candidates[0].record
+    assert f"{best.n_atoms} atoms" in camp.notes and camp.ion == "Li" and camp.placement == "both"
+    assert camp.model.tolerances == {"max_length_tol": 0.05, "max_angle_tol": 0.02} and best.n_atoms <= 60
+    flow, models = make_flow(camp, "fast", tmp_path)
+    assert models["host"]["n_atoms"] == best.n_atoms
+    assert any(s["label"].startswith("gap-") for s in models["sites"])
+    assert "coverage" in camp.steps
+    bad = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--ion", "Xx", "--out-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown element" in bad.output
+    none = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--out-dir", str(tmp_path), "--max-area", "5"])
+    assert none.exit_code == 2 and "error" in none.output
