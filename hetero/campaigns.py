@@ -186,6 +186,10 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
     size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
     slab, record = build_host(camp, size)
     sites = build_sites(camp, slab, record.fragments)
+    want = camp.coverage.get("site", "best")
+    if "coverage" in camp.steps and want != "best" and want not in {s["label"] for s in sites}:
+        raise CampaignError(f"coverage.site {want!r} is not a site of this model; use 'best' or one of "
+                            f"{[s['label'] for s in sites]}")
     try:
         ion_bulk = load_structure(camp.ion)
     except Exception:  # library without the metal: ASE's reference crystal (experimental lattice constant)

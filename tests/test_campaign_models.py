@@ -73,3 +73,14 @@ def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
     assert bad.exit_code == 2 and "unknown element" in bad.output
     none = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--out-dir", str(tmp_path), "--max-area", "5"])
     assert none.exit_code == 2 and "error" in none.output
+
+
+def test_coverage_site_must_exist_before_anything_runs(tmp_path):
+    path = _campaign(tmp_path, "na_vn001.yaml", **{"ion: Na": "ion: Na\ncoverage: {site: fcc}",
+                                                   "adsorption, neb]": "adsorption, neb, coverage]"})
+    with pytest.raises(CampaignError, match="coverage.site 'fcc' is not a site"):
+        make_flow(load_campaign(path), "fast", tmp_path)
+    ok = _campaign(tmp_path, "na_vn001.yaml", **{"ion: Na": "ion: Na\ncoverage: {site: hollow, max_ions: 2}",
+                                                 "adsorption, neb]": "adsorption, neb, coverage]"})
+    flow, _ = make_flow(load_campaign(ok), "fast", tmp_path)
+    assert any(j.name == "coverage series Na" for j in flow.jobs)
