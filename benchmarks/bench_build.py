@@ -21,8 +21,8 @@ PAIRS = [
 
 
 def main() -> None:
-    from hetero.build.interfaces import enumerate_interfaces
-    from hetero.build.presets import vn001_na
+    from hetero.builders.interfaces import enumerate_interfaces
+    from hetero.builders.presets import vn001_na
 
     t0 = time.perf_counter()
     vn001_na("fast")

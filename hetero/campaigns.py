@@ -29,7 +29,7 @@ VDW_GAP_A = 2.5  # fragment separation above which a scaffolded campaign also in
 
 
 class ModelSpec(BaseModel, extra="forbid"):
-    """Either a builder preset, or a film/substrate pair matched by hetero.build.interfaces."""
+    """Either a builder preset, or a film/substrate pair matched by hetero.builders.interfaces."""
 
     preset: str | None = None
     size: str | None = None  # fast | standard; default follows the compute preset
@@ -100,20 +100,20 @@ def load_campaign(path: str | Path) -> Campaign:
 
 
 def build_host(camp: Campaign, size: str):
-    from hetero.build.presets import get_preset
+    from hetero.builders.presets import get_preset
 
     m = camp.model
     if m.preset:
         slab, record = get_preset(m.preset, size)
     elif m.slab:
-        from hetero.build.slabs import build_slab
+        from hetero.builders.slabs import build_slab
 
         spec = dict(m.slab)
         if "material" not in spec or "miller" not in spec or "layers" not in spec:
             raise CampaignError("model.slab needs material, miller and layers (e.g. {material: VN, miller: [0, 0, 1], layers: 4})")
         slab, record = build_slab(spec.pop("material"), spec.pop("miller"), spec.pop("layers"), **spec)
     elif m.film and m.substrate:
-        from hetero.build.interfaces import build_interface
+        from hetero.builders.interfaces import build_interface
 
         slab, record = build_interface(
             m.film, m.substrate, m.film_miller, m.substrate_miller, film_thickness=m.film_thickness,
@@ -157,8 +157,8 @@ def add_vacuum_for_ion(slab, extra_A: float, ion_room_A: float = 3.0):
 
 
 def build_sites(camp: Campaign, slab, fragments: dict[str, list[int]] | None = None):
-    from hetero.build.paths import find_interlayer_sites
-    from hetero.build.sites import find_sites, place_ion
+    from hetero.builders.paths import find_interlayer_sites
+    from hetero.builders.sites import find_sites, place_ion
 
     sites = find_sites(slab, camp.ion) if camp.placement in ("surface", "both") else []
     if camp.placement in ("interlayer", "both"):
@@ -276,8 +276,8 @@ def scaffold_campaign(
     max_atoms: int = 60, film_miller=(0, 0, 1), substrate_miller=(0, 0, 1), tolerances: dict | None = None,
 ) -> Path:
     """Write a campaign file for a new pair from the builders' best-ranked interface model."""
-    from hetero.build.interfaces import enumerate_interfaces
-    from hetero.build.sites import covalent_radius
+    from hetero.builders.interfaces import enumerate_interfaces
+    from hetero.builders.sites import covalent_radius
 
     covalent_radius(ion)  # unknown element -> clear error before anything is written
     res = enumerate_interfaces(

@@ -34,7 +34,7 @@ def run(
     """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json."""
     import os
 
-    from hetero.build.common import BuildError
+    from hetero.builders.common import BuildError
     from hetero.campaigns import CampaignError, run_campaign
     from hetero.engines.gpaw import ModelTooLargeError, PresetError
 
@@ -61,7 +61,7 @@ def new_campaign(
     max_area_ratio_tol: float = typer.Option(None, help="ZSL area-ratio tolerance (default 0.09)"),
 ):
     """Scaffold a campaign file for a new pair from the builders' best-ranked interface model."""
-    from hetero.build.common import BuildError
+    from hetero.builders.common import BuildError
     from hetero.campaigns import CampaignError, scaffold_campaign
 
     tol = {k: v for k, v in (("max_length_tol", max_length_tol), ("max_angle_tol", max_angle_tol),

@@ -33,8 +33,8 @@ def slab(
     out: Path = typer.Option(Path("build_slab"), "--out", "-o"),
 ) -> None:
     """Slab of LAYERS atomic planes, c orthogonal to the surface."""
-    from hetero.build import build_slab
-    from hetero.build.common import write_models
+    from hetero.builders import build_slab
+    from hetero.builders.common import write_models
 
     try:
         s, rec = build_slab(bulk, miller, layers, vacuum=vacuum, supercell=supercell, fix_bottom_layers=fix_bottom)
@@ -56,8 +56,8 @@ def sites(
     out: Path = typer.Option(Path("build_sites"), "--out", "-o"),
 ) -> None:
     """Symmetry-distinct adsorption sites; writes one model per site with the ion placed."""
-    from hetero.build import adsorption_models, build_slab
-    from hetero.build.common import resolve_structure, write_models
+    from hetero.builders import adsorption_models, build_slab
+    from hetero.builders.common import resolve_structure, write_models
 
     try:
         if is_slab:
@@ -101,8 +101,8 @@ def interface(
     """Enumerate lattice matches x terminations, rank by strain then atoms, write the best."""
     from rich.progress import Progress
 
-    from hetero.build.common import write_models
-    from hetero.build.interfaces import enumerate_interfaces
+    from hetero.builders.common import write_models
+    from hetero.builders.interfaces import enumerate_interfaces
 
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task("matches x terminations", total=None)
@@ -149,13 +149,13 @@ def paths(
     out: Path = typer.Option(Path("build_paths"), "--out", "-o"),
 ) -> None:
     """Migration hops between neighbouring surface (or, with --interlayer, vdW-gap) sites with IDPP images."""
-    from hetero.build import build_slab, find_sites
-    from hetero.build.common import record, resolve_structure, write_models
-    from hetero.build.paths import find_interlayer_sites, find_paths
+    from hetero.builders import build_slab, find_sites
+    from hetero.builders.common import record, resolve_structure, write_models
+    from hetero.builders.paths import find_interlayer_sites, find_paths
 
     try:
         if interlayer:
-            from hetero.build.presets import get_preset
+            from hetero.builders.presets import get_preset
 
             s, rec = get_preset(bulk, model)
             sites = find_interlayer_sites(s, rec.fragments, ion)
@@ -189,8 +189,8 @@ def preset(
     out: Optional[Path] = typer.Option(None, "--out", "-o"),
 ) -> None:
     """Ready-made model of one of the seed studies (VN(001)+Na also writes one model per Na site)."""
-    from hetero.build import adsorption_models, get_preset
-    from hetero.build.common import write_models
+    from hetero.builders import adsorption_models, get_preset
+    from hetero.builders.common import write_models
 
     try:
         s, rec = get_preset(name, model)

@@ -52,7 +52,7 @@ def test_interlayer_placement_needs_a_stack(tmp_path):
 def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
     from typer.testing import CliRunner
 
-    from hetero.build.interfaces import enumerate_interfaces
+    from hetero.builders.interfaces import enumerate_interfaces
     from hetero.cli import app
 
     tol = {"max_length_tol": 0.05, "max_angle_tol": 0.02, "max_area_ratio_tol": 0.09}

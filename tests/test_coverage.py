@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetero.build import BuildError, find_sites, place_ion
-from hetero.build.presets import get_preset
-from hetero.build.sites import (
+from hetero.builders import BuildError, find_sites, place_ion
+from hetero.builders.presets import get_preset
+from hetero.builders.sites import (
     coverage_models,
     default_ion_separation,
     equivalent_positions,

@@ -191,7 +191,7 @@ def coverage_series(
 
     n = 1 is the site's own adsorption result (taken, not recomputed); n = 0 is the host.
     """
-    from hetero.build.sites import coverage_models, default_ion_separation
+    from hetero.builders.sites import coverage_models, default_ion_separation
 
     settings = dict(settings or {})
     want = settings.get("site", "best")

@@ -351,7 +351,7 @@ class NebMaker(Maker):
     def make(
         self, start: dict, end: dict, ion_index: int, fixed: list[int], system: str, ion: str, run_root: str
     ) -> NebDoc:
-        from hetero.build.images import interpolate_images
+        from hetero.builders.images import interpolate_images
 
         engine = get_engine(**self.engine)
         s0 = Structure.from_dict(start["structure"])

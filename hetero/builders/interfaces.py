@@ -17,8 +17,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from hetero.build.common import BuildError, record, resolve_structure, restack, unwrap_along_c
-from hetero.build.slabs import _check_miller
+from hetero.builders.common import BuildError, record, resolve_structure, restack, unwrap_along_c
+from hetero.builders.slabs import _check_miller
 from hetero.schemas import ModelRecord
 
 DEFAULT_TOL = {"max_length_tol": 0.03, "max_angle_tol": 0.01, "max_area_ratio_tol": 0.09}  # pymatgen's

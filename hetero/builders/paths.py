@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.build.common import BuildError
-from hetero.build.sites import Site, _height_for, covalent_radius, place_ion
+from hetero.builders.common import BuildError
+from hetero.builders.sites import Site, _height_for, covalent_radius, place_ion
 
 MIN_DIST = 1.0
 
@@ -46,7 +46,7 @@ def find_interlayer_sites(stack: Structure, fragments: dict[str, list[int]], ion
     substrate fragment), placed at mid-gap height. Labels are prefixed with
     "gap-"; a Site's height_A is measured from the substrate's top plane.
     """
-    from hetero.build.sites import find_sites
+    from hetero.builders.sites import find_sites
 
     covalent_radius(ion)
     try:
@@ -175,7 +175,7 @@ def find_paths(
 
 def _equivalent_positions(host: Structure, sites: list[Site]) -> list[np.ndarray]:
     """In-plane cartesian positions of every symmetry copy of the sites in the cell."""
-    from hetero.build.sites import equivalent_positions
+    from hetero.builders.sites import equivalent_positions
 
     return [p for s in sites for p in equivalent_positions(host, s.cart_coords[:2])]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from hetero.build import BuildError, build_slab, find_sites, place_ion, vn001_na
+from hetero.builders import BuildError, build_slab, find_sites, place_ion, vn001_na
 
 
 @pytest.fixture(scope="module")

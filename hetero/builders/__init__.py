@@ -3,12 +3,12 @@
 Engine-free: imports pymatgen and ASE only.
 """
 
-from hetero.build.common import BuildError
-from hetero.build.interfaces import Enumeration, build_interface, enumerate_interfaces, stack_layers
-from hetero.build.paths import Path, find_interlayer_sites, find_paths
-from hetero.build.presets import PRESETS, get_preset, vn001_na
-from hetero.build.sites import Site, adsorption_models, find_sites, place_ion
-from hetero.build.slabs import build_slab
+from hetero.builders.common import BuildError
+from hetero.builders.interfaces import Enumeration, build_interface, enumerate_interfaces, stack_layers
+from hetero.builders.paths import Path, find_interlayer_sites, find_paths
+from hetero.builders.presets import PRESETS, get_preset, vn001_na
+from hetero.builders.sites import Site, adsorption_models, find_sites, place_ion
+from hetero.builders.slabs import build_slab
 
 __all__ = [
     "Enumeration",

@@ -10,7 +10,7 @@ import numpy as np
 from pymatgen.core import Structure
 from pymatgen.core.surface import SlabGenerator
 
-from hetero.build.common import BuildError, cluster_planes, record, resolve_structure, restack
+from hetero.builders.common import BuildError, cluster_planes, record, resolve_structure, restack
 from hetero.schemas import ModelRecord
 
 PLANE_TOL = 0.3  # Angstrom: atoms closer than this in z belong to one atomic plane
@@ -160,7 +160,7 @@ def build_slab(
 
 
 def _wrap_ok(s: Structure) -> Structure:
-    from hetero.build.common import unwrap_along_c
+    from hetero.builders.common import unwrap_along_c
 
     return unwrap_along_c(s)
 

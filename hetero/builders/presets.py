@@ -11,8 +11,8 @@ from typing import Callable
 
 from pymatgen.core import Lattice, Structure
 
-from hetero.build.common import BuildError, resolve_structure
-from hetero.build.slabs import build_slab
+from hetero.builders.common import BuildError, resolve_structure
+from hetero.builders.slabs import build_slab
 from hetero.schemas import ModelRecord
 
 MODELS = ("fast", "standard")
@@ -84,7 +84,7 @@ def vs2_v2ctx(mxene: str, model: str = "fast", interlayer: float = 3.2, vacuum: 
     VS2 carries a few % biaxial strain (stated in the record). standard: lowest-strain ZSL match with
     <= 150 atoms at the tolerances in VS2_STD_TOL.
     """
-    from hetero.build.interfaces import build_interface, stack_layers
+    from hetero.builders.interfaces import build_interface, stack_layers
 
     _check_model(model)
     if model == "fast":
@@ -116,7 +116,7 @@ def junction(study: str, model: str = "fast", gap: float = 2.0, vacuum: float = 
     """3D/3D junction of the V2O5/Cu2V2O7 or V5S8/Sb2S3 study: lowest-strain CoherentInterfaceBuilder
     candidate (one slab unit of each side) within the model's atom limit at JUNCTION_TOL (pymatgen's
     default tolerances give no match for these pairs)."""
-    from hetero.build.interfaces import build_interface
+    from hetero.builders.interfaces import build_interface
 
     _check_model(model)
     f, fm, sub, sm = JUNCTIONS[study]

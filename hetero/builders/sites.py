@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.build.common import BuildError, cluster_planes
+from hetero.builders.common import BuildError, cluster_planes
 
 PLANE_TOL = 0.3
 
@@ -264,7 +264,7 @@ def place_ion(
 
 def adsorption_models(slab: Structure, ion: str, base_record=None, offset_A: Sequence[float] = (0.0, 0.0), symprec: float = 0.1):
     """One (Structure, ModelRecord) per symmetry-distinct site, ion at the site; dipole correction on."""
-    from hetero.build.common import record
+    from hetero.builders.common import record
 
     out = []
     for s in find_sites(slab, ion, symprec=symprec):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from hetero.build import BuildError, find_sites, get_preset, vn001_na
-from hetero.build.common import resolve_structure
-from hetero.build.interfaces import enumerate_interfaces
-from hetero.build.paths import _min_pair_distance, find_interlayer_sites, find_paths
-from hetero.build.presets import MAX_ATOMS
+from hetero.builders import BuildError, find_sites, get_preset, vn001_na
+from hetero.builders.common import resolve_structure
+from hetero.builders.interfaces import enumerate_interfaces
+from hetero.builders.paths import _min_pair_distance, find_interlayer_sites, find_paths
+from hetero.builders.presets import MAX_ATOMS
 
 warnings.filterwarnings("ignore")
 
@@ -30,7 +30,7 @@ def _comp_ok(s, rec):
 @pytest.mark.parametrize("name", ["vs2_v2co2", "vs2_v2coh2", "vs2_v2cf2", "v2o5_cu2v2o7", "v5s8_sb2s3"])
 @pytest.mark.parametrize("model", ["fast", "standard"])
 def test_interface_presets(name, model):
-    from hetero.build.presets import JUNCTIONS, JUNCTION_TOL, MXENE
+    from hetero.builders.presets import JUNCTIONS, JUNCTION_TOL, MXENE
 
     if name in JUNCTIONS and not all(_available(n) for n in (JUNCTIONS[name][0], JUNCTIONS[name][2])):
         pytest.skip(f"library lacks a structure for {name}")
