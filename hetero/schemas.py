@@ -181,6 +181,8 @@ class NebDoc(BaseModel):
     climbing: bool = True
     converged: bool = True
     images_in_parallel: bool | None = None  # moving images computed side by side on separate MPI rank groups
+    # cartesian position (A) of the moving ion in every image, endpoints included; None in older stores
+    image_ion_positions_A: list[list[float]] | None = None
     provenance: Provenance
 
 
