@@ -55,6 +55,21 @@ def test_interface_energy_units():
     r = d.interface_energy(-210.0, -100.0, -108.0, 20.0)
     assert r.eV_per_A2 == pytest.approx(-0.1)
     assert r.J_per_m2 == pytest.approx(-1.602176634, rel=1e-6)
+    # the same stack from its summed binding energy (a CDD step stores E_AB - E_A - E_B only)
+    assert d.interface_energy_from_total(r.total_eV, 20.0) == r
+    with pytest.raises(ValueError, match="area_A2"):
+        d.interface_energy_from_total(-2.0, 0.0)
+
+
+def test_ocv_from_adsorption_energy_matches_total_energies():
+    e_host, mu_mg = -80.0, -1.5
+    e_tot = e_host + 2 * mu_mg - 2.0  # two Mg ions, 1 eV per ion below the metal
+    e_ads = d.adsorption_energy(e_tot, e_host, mu_mg, n_ions=2)
+    assert d.ocv_from_adsorption_energy(e_ads, ion_charge=2) == pytest.approx(0.5)
+    assert d.ocv_from_adsorption_energy(e_ads, 2) == pytest.approx(d.ocv(e_tot, e_host, mu_mg, 2, 2))
+    assert d.ocv_from_adsorption_energy(0.3) == pytest.approx(-0.3)  # unfavourable: negative voltage (plating)
+    with pytest.raises(ValueError, match="ion_charge"):
+        d.ocv_from_adsorption_energy(-1.0, 0)
 
 
 def _gauss(e, c, w=0.1):

@@ -6,12 +6,12 @@ negative = favourable; the reference state of the ion is always named by the cal
 Formulas
 --------
 - adsorption energy   E_ads = [E(host + n ion) - E(host) - n mu] / n_per   (per ion if ``per_ion``)
-- OCV (one step)      V = -[E(host + n ion) - E(host) - n mu_bulk] / (n z e)
+- OCV (one step)      V = -[E(host + n ion) - E(host) - n mu_bulk] / (n z e) = -E_ads(bulk metal) / (z e)
                         (mu_bulk = energy per atom of the bulk metal: the anode is the metal)
 - OCV profile         V_i = -[E_{i+1} - E_i - (n_{i+1} - n_i) mu_bulk] / ((n_{i+1} - n_i) z e)
 - capacity            C = n z F / (3.6 M)   mAh/g, M the molar mass of the host (g/mol)
 - diffusion           D = a^2 nu exp(-Ea / kT)  (a: hop length, nu = 1e13 Hz, T = 300 K by default)
-- interface energy    (E_AB - E_A - E_B) / A   eV/A^2 (and J/m^2)
+- interface energy    (E_AB - E_A - E_B) / A   eV/A^2 (and J/m^2); from E_AB - E_A - E_B when only that is known
 - band gap            from a DOS array with a stated threshold (states/eV)
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,7 +55,17 @@ def ocv(e_total: float, e_host: float, mu_bulk: float, n_ions: int = 1, ion_char
     """
     if n_ions < 1 or ion_charge < 1:
         raise ValueError("n_ions and ion_charge must be >= 1")
-    return -(float(e_total) - float(e_host) - n_ions * float(mu_bulk)) / (n_ions * ion_charge)
+    return ocv_from_adsorption_energy(adsorption_energy(e_total, e_host, mu_bulk, n_ions), ion_charge)
+
+
+def ocv_from_adsorption_energy(e_ads_bulk_eV: float, ion_charge: int = 1) -> float:
+    """Average OCV (V) from the adsorption energy per ion against the bulk metal: V = -E_ads / (z e).
+
+    Only the bulk-metal reference gives a voltage vs the metal anode; never pass an isolated-atom E_ads.
+    """
+    if ion_charge < 1:
+        raise ValueError(f"ion_charge must be >= 1, got {ion_charge}")
+    return -float(e_ads_bulk_eV) / ion_charge
 
 
 def ocv_profile(n_ions: Sequence[float], energies: Sequence[float], mu_bulk: float,
@@ -77,6 +88,7 @@ def ocv_profile(n_ions: Sequence[float], energies: Sequence[float], mu_bulk: flo
     return {"x_lo": n[:-1], "x_hi": n[1:], "x_mid": 0.5 * (n[:-1] + n[1:]), "voltage_V": v}
 
 
+@lru_cache(maxsize=4096)  # a table of 10,000 rows asks for the same few host formulas again and again
 def molar_mass(formula: str) -> float:
     """Molar mass (g/mol) of a formula (pymatgen's Composition, imported lazily)."""
     from pymatgen.core import Composition
@@ -119,11 +131,15 @@ class InterfaceEnergy:
 
 def interface_energy(e_ab: float, e_a: float, e_b: float, area_A2: float) -> InterfaceEnergy:
     """Interface formation/binding energy (E_AB - E_A - E_B) / A. Negative = the stack binds."""
-    if area_A2 <= 0:
+    return interface_energy_from_total(float(e_ab) - float(e_a) - float(e_b), area_A2)
+
+
+def interface_energy_from_total(binding_eV: float, area_A2: float) -> InterfaceEnergy:
+    """Interface energy per area from E_AB - E_A - E_B already summed (e.g. a CDD step's binding energy)."""
+    if not area_A2 > 0:
         raise ValueError(f"area_A2 must be > 0, got {area_A2}")
-    tot = float(e_ab) - float(e_a) - float(e_b)
-    per = tot / float(area_A2)
-    return InterfaceEnergy(eV_per_A2=per, J_per_m2=per * EV_PER_A2_TO_J_PER_M2, total_eV=tot)
+    per = float(binding_eV) / float(area_A2)
+    return InterfaceEnergy(eV_per_A2=per, J_per_m2=per * EV_PER_A2_TO_J_PER_M2, total_eV=float(binding_eV))
 
 
 @dataclass(frozen=True)
