@@ -1,8 +1,8 @@
-"""Batch scripts for running a campaign inside one Slurm or PBS allocation.
+"""`hetero submit --single-allocation`: one Slurm/PBS/SGE batch script running the whole campaign.
 
-The whole campaign runs as `hetero run` inside the allocation, each GPAW step using the allocation's
-MPI ranks (HETERO_CORES); re-submitting the same script resumes (finished steps are reused).
-For one queue job per DFT step, jobflow-remote can run the same jobflow Flow (see configs/hpc/).
+The whole campaign runs as `hetero run` inside the allocation, each DFT step using the allocation's
+MPI ranks (HETERO_CORES); re-submitting the same script resumes (finished steps are reused). For
+clusters without a database; with one, `hetero submit` sends one queue job per step (hetero.hpc.remote).
 """
 
 from __future__ import annotations
@@ -13,31 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-SCHEDULERS = ("slurm", "pbs")
-
-
-class HpcProfileError(ValueError):
-    pass
-
-
-def load_profile(path_or_name: str | Path) -> dict[str, Any]:
-    from hetero.engines.gpaw import configs_dir
-
-    path = Path(path_or_name)
-    if not path.exists():
-        path = configs_dir() / "hpc" / f"{path_or_name}.yaml"
-    if not path.exists():
-        choices = ", ".join(p.stem for p in (configs_dir() / "hpc").glob("*.yaml"))
-        raise HpcProfileError(f"HPC profile '{path_or_name}' not found; give a YAML file or one of: {choices}")
-    prof = yaml.safe_load(path.read_text()) or {}
-    if prof.get("scheduler") not in SCHEDULERS:
-        raise HpcProfileError(f"{path}: 'scheduler' must be one of {SCHEDULERS}, got {prof.get('scheduler')!r}")
-    for key in ("ntasks", "nodes"):
-        if not isinstance(prof.get(key, 1), int) or prof.get(key, 1) < 1:
-            raise HpcProfileError(f"{path}: '{key}' must be a positive integer")
-    return prof
+from hetero.hpc.profile import HpcProfileError, load_profile
 
 
 def render_script(campaign: str | Path, profile: dict[str, Any], preset: str, runs_dir: str | Path) -> str:
@@ -51,10 +27,12 @@ def render_script(campaign: str | Path, profile: dict[str, Any], preset: str, ru
             lines.append(f"#SBATCH --partition={profile['partition']}")
         if profile.get("account"):
             lines.append(f"#SBATCH --account={profile['account']}")
+        if profile.get("qos"):
+            lines.append(f"#SBATCH --qos={profile['qos']}")
         if profile.get("memory"):
             lines.append(f"#SBATCH --mem={profile['memory']}")
         cores = "${SLURM_NTASKS}"
-    else:
+    elif profile["scheduler"] == "pbs":
         per_node = max(1, ntasks // nodes)
         res = f"select={nodes}:ncpus={per_node}:mpiprocs={per_node}"
         if profile.get("memory"):
@@ -66,10 +44,25 @@ def render_script(campaign: str | Path, profile: dict[str, Any], preset: str, ru
             lines.append(f"#PBS -A {profile['account']}")
         lines.append('cd "$PBS_O_WORKDIR"')
         cores = "$(wc -l < \"$PBS_NODEFILE\")"
-    lines += ["set -euo pipefail", *profile.get("pre_commands", []), f"export HETERO_CORES={cores}",
+    else:  # SGE: slots come from a parallel environment
+        lines += [f"#$ -N {name}", "#$ -cwd", "#$ -j y", f"#$ -pe {profile.get('sge_pe', 'mpi')} {ntasks}",
+                  f"#$ -l h_rt={wall}"]
+        if profile.get("queue"):
+            lines.append(f"#$ -q {profile['queue']}")
+        if profile.get("account"):
+            lines.append(f"#$ -P {profile['account']}")
+        if profile.get("memory"):
+            lines.append(f"#$ -l h_vmem={profile['memory']}")
+        cores = "${NSLOTS}"
+    lines += ["set -euo pipefail", *(f"module load {m}" for m in profile.get("modules", [])),
+              *profile.get("pre_run", []), *profile.get("pre_commands", []), f"export HETERO_CORES={cores}",
               "export OMP_NUM_THREADS=1",
               "hetero run " + " ".join(shlex.quote(str(x)) for x in (campaign, "--preset", preset, "--runs-dir", runs_dir))]
     return "\n".join(lines) + "\n"
+
+
+SCRIPT_NAME = {"slurm": "submit.sbatch", "pbs": "submit.pbs", "sge": "submit.sge"}
+SUBMIT_CMD = {"slurm": "sbatch", "pbs": "qsub", "sge": "qsub"}
 
 
 def write_and_submit(
@@ -81,11 +74,11 @@ def write_and_submit(
     prof = load_profile(profile_name)
     folder = run_folder(camp, preset, runs_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    script = folder / ("submit.sbatch" if prof["scheduler"] == "slurm" else "submit.pbs")
+    script = folder / SCRIPT_NAME[prof["scheduler"]]
     script.write_text(render_script(Path(campaign).resolve(), prof, preset, Path(runs_dir).resolve()))
     if not submit:
         return script, None
-    cmd = "sbatch" if prof["scheduler"] == "slurm" else "qsub"
+    cmd = SUBMIT_CMD[prof["scheduler"]]
     if shutil.which(cmd) is None:
         raise HpcProfileError(f"'{cmd}' not found on this machine; the script is at {script}")
     out = subprocess.run([cmd, str(script)], capture_output=True, text=True, cwd=folder)
