@@ -10,6 +10,7 @@ from rich.console import Console
 from hetero.cli_build import app as build_app
 from hetero.cli_structures import app as structures_app
 from hetero.cli_figures import figures_command, report_command
+from hetero.cli_hpc import cancel_command, resume_command, runner_command, status_command, submit_command
 from hetero.cli_table import table as table_command
 
 app = typer.Typer(help="Build, compute and screen battery heterostructures.", no_args_is_help=True)
@@ -74,24 +75,11 @@ def new_campaign(
     console.print(f"wrote {path}; run it with: hetero run {path} --preset fast")
 
 
-@app.command()
-def submit(
-    campaign: Path = typer.Argument(..., help="campaign file"),
-    profile: str = typer.Option("slurm", help="HPC profile: configs/hpc/<name>.yaml or a YAML file"),
-    preset: str = typer.Option("standard", help="compute preset"),
-    runs_dir: Path = typer.Option(Path("runs"), help="run folders on the cluster's file system"),
-    now: bool = typer.Option(False, "--now", help="submit with sbatch/qsub (default: only write the script)"),
-):
-    """Write (and with --now submit) a Slurm/PBS batch script that runs the campaign in one allocation."""
-    from hetero.campaigns import CampaignError
-    from hetero.hpc import HpcProfileError, write_and_submit
-
-    try:
-        script, job_id = write_and_submit(campaign, profile, preset, runs_dir, submit=now)
-    except (HpcProfileError, CampaignError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
-    console.print(f"script: {script}" + (f"; submitted: {job_id}" if job_id else "; submit it with sbatch/qsub or --now"))
+app.command("submit")(submit_command)
+app.command("status")(status_command)
+app.command("resume")(resume_command)
+app.command("cancel")(cancel_command)
+app.command("runner")(runner_command)
 
 
 @app.command()
