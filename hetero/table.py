@@ -14,9 +14,9 @@ Rows
 Per-system data (model, calc, DOS, Bader, CDD, work function) is merged into every row of its system.
 Missing inputs give empty cells plus a ``status`` column, never an exception.
 
-Input: a maggma Store (jobflow JobStore's docs store: ``output`` holds our document as a dict with
-``doc_type``; ``uuid``, ``name``, ``metadata`` beside it), a run folder (``<run>/store.json``), a
-JSON store file, or a plain list of document dicts (wrapped or bare).
+Input: whatever hetero.io.store reads (a run folder, a JSON store file, a maggma Store, a list of
+document dicts, wrapped or bare) or a RunData it already read. Physics (E_ads, OCV, capacity,
+formation energy, D) comes from hetero.analysis.descriptors; this module only picks the numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import math
 import operator
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,15 @@ import pandas as pd
 from hetero.analysis.descriptors import (
     DEFAULT_ATTEMPT_FREQUENCY_HZ,
     DEFAULT_TEMPERATURE_K,
-    EV_PER_A2_TO_J_PER_M2,
     ION_CHARGE,
+    adsorption_energy,
     diffusion_coefficient,
+    interface_energy,
+    interface_energy_from_total,
+    ocv_from_adsorption_energy,
+    theoretical_capacity,
 )
-
-STORE_FILENAME = "store.json"
+from hetero.io.store import STORE_FILENAME, iter_documents, load_run  # noqa: F401 - first two re-exported
 
 BASE_COLUMNS = [
     "system", "row_kind", "ion", "site", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
@@ -52,87 +54,6 @@ BASE_COLUMNS = [
 
 _OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt,
         ">": operator.gt}
-
-
-# ----------------------------------------------------------------------------------- input
-
-
-def _open_store(path: Path):
-    from maggma.stores import JSONStore
-
-    # jobflow's docs store is keyed by the job uuid; maggma's default key is task_id
-    last: Exception | None = None
-    for kw in ({"key": "uuid"}, {}):
-        store = JSONStore(str(path), read_only=True, **kw)
-        try:
-            store.connect()
-            return store
-        except (KeyError, AttributeError) as exc:
-            last = exc
-    raise ValueError(f"{path}: not a readable JSON store ({last})")
-
-
-def _read_store_file(path: Path) -> list[dict] | None:
-    """A JSONStore file is a JSON list of documents: read it directly (maggma's JSONStore loads it into
-    mongomock one upsert at a time: ~3 min for 10,000 documents). Keeps the highest ``index`` of each
-    job ``uuid`` as jobflow does. Returns None when the file is not such a list (then maggma reads it)."""
-    try:
-        import orjson
-
-        data = orjson.loads(path.read_bytes())
-    except Exception:  # noqa: BLE001 - compressed or unusual file: let maggma try
-        return None
-    if not isinstance(data, list):
-        return None
-    latest: dict[Any, dict] = {}
-    out: list[dict] = []
-    for d in data:
-        if not isinstance(d, dict):
-            continue
-        u = d.get("uuid")
-        if u is None:
-            out.append(d)
-        elif u not in latest or (d.get("index") or 0) >= (latest[u].get("index") or 0):
-            latest[u] = d
-    return out + list(latest.values())
-
-
-def iter_documents(source: Any) -> Iterable[dict]:
-    """Raw dicts from a Store, a run folder, a store file, or a list of dicts."""
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if p.is_dir():
-            p = p / STORE_FILENAME
-        if not p.exists():
-            raise FileNotFoundError(f"no store at {p}: give a run folder holding {STORE_FILENAME} or a store file")
-        fast = _read_store_file(p)
-        if fast is not None:
-            yield from fast
-            return
-        store = _open_store(p)
-        try:
-            yield from store.query()
-        finally:
-            store.close()
-        return
-    if hasattr(source, "query") and hasattr(source, "connect"):
-        try:
-            source.connect()
-        except Exception:  # noqa: BLE001 - already connected
-            pass
-        yield from source.query()
-        return
-    yield from source
-
-
-def _unwrap(doc: dict) -> list[tuple[dict, dict]]:
-    """(our document, jobflow envelope) pairs of one store entry (outputs may be lists or dicts of docs)."""
-    env = {"job_uuid": doc.get("uuid", ""), "job_name": doc.get("name", ""), "metadata": doc.get("metadata") or {}}
-    out = doc.get("output", doc) if "doc_type" not in doc else doc
-    if isinstance(out, dict) and "doc_type" in out:
-        return [(out, env)]
-    items = out.values() if isinstance(out, dict) else out if isinstance(out, list) else []
-    return [(o, env) for o in items if isinstance(o, dict) and "doc_type" in o]
 
 
 def _prov(d: dict) -> dict:
@@ -167,17 +88,10 @@ def _host_formula(ads: dict) -> str | None:
     return "".join(f"{el}{n}" for el, n in sorted(counts.items()) if n > 0) or None
 
 
-_MM_CACHE: dict[str, float] = {}
-
-
 def _capacity(host_formula: str, n_ions: int, ion: str) -> float | None:
-    from hetero.analysis.descriptors import FARADAY, molar_mass
-
     try:
-        if host_formula not in _MM_CACHE:
-            _MM_CACHE[host_formula] = molar_mass(host_formula)
-        return n_ions * ION_CHARGE.get(ion, 1) * FARADAY / (3.6 * _MM_CACHE[host_formula])
-    except Exception:  # noqa: BLE001
+        return theoretical_capacity(host_formula, n_ions, ION_CHARGE.get(ion, 1))
+    except (ValueError, KeyError, AttributeError):  # not a formula pymatgen knows: an empty cell, not a crash
         return None
 
 
@@ -225,6 +139,11 @@ def _pick_calc(calcs: list[dict], labels: tuple[str, ...]) -> dict | None:
     return cand[0]
 
 
+def _set_formation_energy(row: dict, e) -> None:
+    row["formation_energy_eV_per_A2"] = e.eV_per_A2
+    row["formation_energy_J_per_m2"] = e.J_per_m2
+
+
 def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for system, g in by_sys.items():
@@ -244,13 +163,13 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
         if host is None and calcs:
             host = _pick_calc(calcs, tuple({c.get("label", "") for c in calcs if not c.get("label", "").startswith("fragment")})) or None
         if host:
-            env = next(e for c, e in g["calc"] if c is host)
+            job = next(j for c, j in g["calc"] if c is host)
             p = _prov(host)
             settings = p.get("settings") or {}
             r.update(energy_eV=_num(host.get("energy_eV")), fermi_eV=_num(host.get("fermi_eV")),
                      n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=p.get("engine"),
-                     preset=settings.get("preset") or settings.get("name") or (env["metadata"] or {}).get("preset"),
-                     settings_hash=p.get("settings_hash"), run_dir=p.get("run_dir"), job_uuid=env["job_uuid"])
+                     preset=settings.get("preset") or settings.get("name") or job.metadata.get("preset"),
+                     settings_hash=p.get("settings_hash"), run_dir=p.get("run_dir"), job_uuid=job.uuid)
             if not host.get("converged", True):
                 status.append("unconverged")
         elif model:
@@ -260,9 +179,7 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
             e = _num(host.get("energy_eV"))
             ef = [_num(f.get("energy_eV")) for f in frags[:2]]
             if e is not None and None not in ef:
-                per = (e - ef[0] - ef[1]) / r["area_A2"]
-                r["formation_energy_eV_per_A2"] = per
-                r["formation_energy_J_per_m2"] = per * EV_PER_A2_TO_J_PER_M2
+                _set_formation_energy(r, interface_energy(e, ef[0], ef[1], r["area_A2"]))
         for dos, _ in _host_first(g.get("dos", []))[:1]:
             r.update(dos_at_fermi=_num(dos.get("dos_at_fermi")), band_gap_eV=_num(dos.get("band_gap_eV")),
                      is_metal=dos.get("is_metal"))
@@ -276,13 +193,11 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
             eb, area = _num(cdd.get("binding_energy_eV")), _num(cdd.get("area_A2"))
             if r.get("formation_energy_eV_per_A2") is None and eb is not None and area:
                 # E(AB) - E(A) - E(B) with A, B frozen at the AB geometry (the CDD step's energies)
-                r["formation_energy_eV_per_A2"] = eb / area
-                r["formation_energy_J_per_m2"] = eb / area * EV_PER_A2_TO_J_PER_M2
+                _set_formation_energy(r, interface_energy_from_total(eb, area))
         for wf, _ in _host_first(g.get("work_function", []))[:1]:
             r["work_function_eV"] = _num(wf.get("work_function_top_eV"))
             r["work_function_bottom_eV"] = _num(wf.get("work_function_bottom_eV"))
-        for bad_doc, env in g.get("_status", []):
-            status.append(str(bad_doc))
+        status.extend(g.get("_status", []))
         r["status"] = ";".join(status) if status else "ok"
         rows[system] = r
     return rows
@@ -292,32 +207,26 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                 temperature_K: float = DEFAULT_TEMPERATURE_K, sort: str | None = None,
                 filters: str | list[str] | None = None) -> pd.DataFrame:
     """Screening table of a campaign (see the module docstring for rows and columns)."""
+    run = load_run(source)
     by_sys: dict[str, dict[str, list]] = {}
-    for raw in iter_documents(source):
-        if not isinstance(raw, dict):
-            continue
-        pairs = _unwrap(raw)
-        if not pairs and raw.get("uuid") and "output" in raw and raw["output"] is not None:
-            continue  # an auxiliary job (a reference energy, a path choice): its number lives in a document
-        if not pairs and raw.get("uuid"):
-            # a job whose output is not one of our documents (failed/None): keep a trace
-            sysname = (raw.get("metadata") or {}).get("system") or raw.get("name", "?")
-            by_sys.setdefault(sysname, {}).setdefault("_status", []).append((f"no output from job {raw.get('name', '')}", {}))
-        for doc, env in pairs:
-            sysname = doc.get("system") or "?"
-            by_sys.setdefault(sysname, {}).setdefault(doc["doc_type"], []).append((doc, env))
+    # store order: the rows come out in the order the campaign stored its results
+    for doc, job in run.entries:
+        by_sys.setdefault(doc.get("system") or "?", {}).setdefault(doc["doc_type"], []).append((doc, job))
+    for job in run.failed:  # a job that stored nothing (failed, or skipped after a failed parent): keep a trace
+        sysname = job.metadata.get("system") or job.name or "?"
+        by_sys.setdefault(sysname, {}).setdefault("_status", []).append(f"no output from job {job.name}")
     sys_rows = _system_rows(by_sys)
 
     rows: list[dict] = []
     for system, g in by_sys.items():
         base = sys_rows[system]
         n_ion_rows = 0
-        for ads, env in g.get("adsorption", []):
+        for ads, job in g.get("adsorption", []):
             ion, n = ads.get("ion", ""), int(ads.get("n_ions", 1) or 1)
             z = ION_CHARGE.get(ion, 1)
             et, eh = _num(ads.get("e_total_eV")), _num(ads.get("e_host_eV"))
             common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
-                          height_A=_num(ads.get("height_A")), job_uuid=env["job_uuid"] or base.get("job_uuid"),
+                          height_A=_num(ads.get("height_A")), job_uuid=job.uuid or base.get("job_uuid"),
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
                           engine=_prov(ads).get("engine") or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
@@ -329,12 +238,12 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                 e_ads = _num(ads.get(key))
                 mu = _num(ads.get(mu_key))
                 if e_ads is None and None not in (et, eh, mu):
-                    e_ads = (et - eh - n * mu) / n
+                    e_ads = adsorption_energy(et, eh, mu, n)
                 if e_ads is None and mu is None:
                     continue
                 row = dict(common, e_ads_reference=ref, e_ads_eV=e_ads)
                 if ref == "bulk metal" and e_ads is not None:
-                    row["ocv_V"] = -e_ads / z
+                    row["ocv_V"] = ocv_from_adsorption_energy(e_ads, z)
                     row["ocv_step_V"] = _coverage_step(g, ion, ads.get("site"), n)
                     if hf:
                         row["capacity_mAh_g"] = _capacity(hf, n, ion)
@@ -345,7 +254,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                 rows.append(dict(common, e_ads_reference=None, e_ads_eV=None,
                                  status=(base["status"] + ";" if base["status"] != "ok" else "") + "no reference energy"))
                 n_ion_rows += 1
-        for neb, env in g.get("neb", []):
+        for neb, job in g.get("neb", []):
             barrier, hop = _num(neb.get("barrier_eV")), _num(neb.get("hop_length_A"))
             d = diffusion_coefficient(barrier, hop, nu_Hz, temperature_K) if None not in (barrier, hop) else None
             st = base["status"]
@@ -353,7 +262,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                 st = "neb unconverged" if st == "ok" else st + ";neb unconverged"
             rows.append(dict(base, row_kind="path", ion=neb.get("ion"), path=neb.get("path"), barrier_eV=barrier,
                              hop_length_A=hop, diffusion_coefficient_cm2_s=d, nu_Hz=nu_Hz,
-                             temperature_K=temperature_K, job_uuid=env["job_uuid"] or base.get("job_uuid"),
+                             temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),
                              run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
             n_ion_rows += 1
         if n_ion_rows == 0:
@@ -461,15 +370,11 @@ def compare_with_published(run_folder: str | Path) -> pd.DataFrame:
     Columns: site, this work with each reference state, the published value, and both rankings
     (1 = most favourable), so agreement in ordering and magnitude can be read off directly.
     """
-    import json
-
-    folder = Path(run_folder)
-    camp = json.loads((folder / "campaign.json").read_text()) if (folder / "campaign.json").exists() else {}
-    published = (camp.get("published") or {}).get("e_ads_eV") or {}
+    run = load_run(run_folder)
+    published = ((run.campaign or {}).get("published") or {}).get("e_ads_eV") or {}
     rows = []
-    for d in iter_documents(folder / "store.json"):
-        out = d.get("output") if isinstance(d, dict) and "output" in d else d
-        if isinstance(out, dict) and out.get("doc_type") == "adsorption" and int(out.get("n_ions", 1) or 1) == 1:
+    for out, _ in run.entries:
+        if out["doc_type"] == "adsorption" and int(out.get("n_ions", 1) or 1) == 1:
             rows.append({
                 "site": out["site"],
                 "e_ads_bulk_metal_eV": out.get("e_ads_bulk_eV"),

@@ -133,14 +133,14 @@ def test_table_from_vasp_fixture_documents(tmp_path):
 
 
 def test_maggma_jsonstore_reader_agrees(tmp_path):
-    from hetero.table import _open_store, _read_store_file
+    from hetero.io.store import newest_entries, open_json_store, read_store_file
 
     docs = synthetic_docs()
     p = docs_to_json_store(docs, tmp_path / "store.json")
-    store = _open_store(p)  # maggma JSONStore(path, read_only=True, key="uuid").connect()
+    store = open_json_store(p)  # maggma JSONStore(path, read_only=True, key="uuid").connect()
     via_maggma = list(store.query())
     store.close()
-    direct = _read_store_file(p)
+    direct = newest_entries(read_store_file(p))
     assert {d["uuid"] for d in via_maggma} == {d["uuid"] for d in direct}
     a = build_table(via_maggma).sort_values(["system", "row_kind"]).reset_index(drop=True)
     b = build_table(direct).sort_values(["system", "row_kind"]).reset_index(drop=True)
@@ -153,3 +153,38 @@ def test_formation_energy_from_cdd_binding_energy():
            "area_A2": 40.0, "provenance": PROV.model_dump()}
     row = build_table([_calc("AB", "host", -10.0), cdd]).iloc[0]
     assert row.formation_energy_eV_per_A2 == pytest.approx(-0.05) and row.cdd_transferred_e == 0.05
+
+
+def test_store_reader_newest_run_failed_jobs_and_moved_files(tmp_path):
+    """hetero.io.store: one reader for table, figures and report."""
+    from hetero.io.store import load_run
+
+    docs = synthetic_docs()
+    replaced = json.loads(json.dumps(docs[0]))
+    replaced["index"], docs[0]["index"] = 2, 1
+    replaced["output"]["e_total_eV"] -= 0.1  # the re-run binds 0.1 eV more strongly
+    docs.append(replaced)  # jobflow keeps both runs of a replaced job; only the newest counts
+    docs.append({"uuid": "f1", "index": 1, "name": "static Na@bridge", "metadata": {"system": "VS2"}, "output": None})
+    docs.append({"uuid": "aux", "index": 1, "name": "bulk reference", "metadata": {}, "output": -1.9})
+    run = load_run(docs)
+    (ads,) = run.of("adsorption")
+    assert ads["e_total_eV"] == pytest.approx(-30.0 - 1.90 - 0.9) and run.job_of(ads).uuid == "u0"
+    assert run.entries[0][0] is ads  # a replaced job keeps its place in store order
+    assert run.failed_jobs == ["static Na@bridge"]  # an auxiliary output (a number) is not a failure
+    df = build_table(run)
+    bulk = df[(df.row_kind == "site") & (df.e_ads_reference == "bulk metal")].iloc[0]
+    assert bulk.e_ads_eV == pytest.approx(-0.9) and "no output from job static Na@bridge" in bulk.status
+    assert load_run(run) is run  # the report reads the store once and hands the run to the table
+    # a run folder: campaign.json and models.json come with it; a file a document recorded is found
+    # under the folder after the folder moved (exported runs keep the original absolute paths)
+    folder = tmp_path / "moved"
+    (folder / "calc" / "neb").mkdir(parents=True)
+    (folder / "calc" / "neb" / "cdd.npz").write_bytes(b"x")
+    docs_to_json_store([d["output"] for d in synthetic_docs()], folder / "store.json")
+    (folder / "campaign.json").write_text(json.dumps({"name": "c", "published": {"e_ads_eV": {"top-V": -1.0}}}))
+    run = load_run(folder)
+    assert run.campaign["name"] == "c" and run.models == {} and run.folder == folder
+    assert run.resolve("/elsewhere/runs/old/calc/neb/cdd.npz") == folder / "calc" / "neb" / "cdd.npz"
+    assert run.resolve("/elsewhere/none.npz") is None
+    with pytest.raises(FileNotFoundError, match="store.json"):
+        load_run(tmp_path / "nowhere")
