@@ -1,20 +1,18 @@
-"""VASP engine: the inputs it would give VASP (no POTCARs here: POTCAR.spec) and parsing through it."""
+"""VASP engine: the inputs it would give VASP (no POTCARs here: POTCAR.spec), from the neutral settings
+and the builders' model facts."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("atomate2")
 
-from pymatgen.core import Lattice, Structure
-from pymatgen.io.vasp import Incar, Kpoints
+from pymatgen.core import Lattice, Structure  # noqa: E402
+from pymatgen.io.vasp import Incar, Kpoints  # noqa: E402
 
-from hetero.engines import vasp as ve
-from hetero.schemas import CalcDoc, DosDoc, WorkFunctionDoc
-from _refdata import reference_vasp_dir  # noqa: E402
-
-
-_ref = reference_vasp_dir
+from hetero.engines import vasp as ve  # noqa: E402
+from hetero.engines.settings import ModelFacts, SettingsError  # noqa: E402
 
 
 @pytest.fixture
@@ -28,72 +26,154 @@ def _read(d: Path):
     return Incar.from_file(d / "INCAR"), Kpoints.from_file(d / "KPOINTS")
 
 
+def _by_species(d: Path, values) -> dict:
+    s = Structure.from_file(d / "POSCAR")
+    return dict(zip([site.specie.symbol for site in s], values))
+
+
 def test_relax_inputs_for_2d_stack(vs2_stack, tmp_path):
     d = ve.write_inputs(vs2_stack, "relax", tmp_path / "relax", "fast", stacked=True, asymmetric=True)
     incar, kp = _read(d)
-    assert incar["IVDW"] == 12 and incar["ISIF"] == 2 and incar["NSW"] > 0 and incar["IBRION"] == 2
+    assert incar["IVDW"] == 12 and incar["ISIF"] == 2 and incar["NSW"] == 60 and incar["IBRION"] == 2
+    assert incar["EDIFFG"] == pytest.approx(-0.05) and incar["EDIFF"] == pytest.approx(1e-4)
     assert incar["LDIPOL"] is True and incar["IDIPOL"] == 3
+    assert incar["DIPOL"][2] == pytest.approx(0.54)  # middle of the slab (0.44 .. 0.64), not of the cell
     assert incar["ISPIN"] == 2  # V present
-    structure = Structure.from_file(d / "POSCAR")
-    mag = dict(zip([s.specie.symbol for s in structure], incar["MAGMOM"]))
-    assert mag["V"] == pytest.approx(1.0) and mag["S"] == 0
-    assert incar["ENCUT"] == 450 and incar["GGA"].upper() == "PE"
-    assert kp.kpts[0][2] == 1 and kp.kpts[0][0] > 1  # one k-point along the vacuum
-    assert (d / "POTCAR.spec").exists() and not (d / "POTCAR").exists()
+    mag = _by_species(d, incar["MAGMOM"])
+    assert mag["V"] == pytest.approx(5.0)  # pymatgen's VASPIncarBase ferromagnetic start
+    assert incar["ENCUT"] == 450 and incar["GGA"].upper() == "PE" and incar["LASPH"] is True
+    assert incar["LREAL"] is False  # 4 atoms: below the preset's 30-atom threshold for LREAL Auto
+    assert incar["LMAXMIX"] == 4  # d element
+    assert kp.style.name == "Gamma" and kp.kpts[0][2] == 1 and kp.kpts[0][0] > 1  # one k-point along the vacuum
+    assert (d / "POTCAR.spec").read_text().split() == ["V_sv", "S", "Li_sv"] and not (d / "POTCAR").exists()
 
 
-def test_step_specific_tags(vs2_stack, tmp_path):
+def test_stack_from_builder_gets_ivdw_and_symmetric_slab_no_dipole(tmp_path):
+    """The builders' facts reach VASP: the VS2/V2CO2 stack -> IVDW 12 (+ dipole: it is asymmetric);
+    the bare VN(001) slab (symmetric, no vdW gap) -> neither."""
+    from hetero.builders.presets import vn001_na, vs2_v2ctx
+    from hetero.campaigns import model_facts
+
+    eng = ve.VaspEngine("fast")
+    stack, rec = vs2_v2ctx("V2CO2", "fast")
+    facts = model_facts(rec, stack)
+    assert facts.van_der_waals and facts.asymmetric
+    res = eng.resolve(stack, facts)
+    inc = eng.translate(res, stack, "relax")["incar"]
+    assert inc["IVDW"] == 12 and res.values["dispersion"] == "d3bj" and "van der Waals gap" in res.sources["dispersion"]
+    assert inc["LDIPOL"] is True and inc["ISIF"] == 2
+
+    slab, rec = vn001_na("fast")
+    facts = model_facts(rec, slab)
+    assert not facts.asymmetric and not facts.van_der_waals
+    d = tmp_path / "vn"
+    settings = eng.translate(eng.resolve(slab, facts), slab, "relax")
+    ve.write_input_folder(settings, slab, d, "relax", ve.fixed_indices(slab))
+    incar = Incar.from_file(d / "INCAR")
+    assert "LDIPOL" not in incar and "IDIPOL" not in incar and "IVDW" not in incar
+    # the builder's fixed bottom planes are selective dynamics F F F in the POSCAR
+    poscar = Structure.from_file(d / "POSCAR")
+    assert [list(f) for f in poscar.site_properties["selective_dynamics"]].count([False] * 3) == len(rec.fixed_atoms) > 0
+
+
+def test_static_output_tags(vs2_stack, tmp_path):
     inc_b, _ = _read(ve.write_inputs(vs2_stack, "bader", tmp_path / "b"))
-    assert inc_b["LAECHG"] is True and inc_b["LCHARG"] is True and inc_b["NSW"] == 0
+    assert inc_b["LAECHG"] is True and inc_b["LCHARG"] is True and inc_b["NSW"] == 0 and inc_b["IBRION"] == -1
+    assert "LVHAR" not in inc_b and "LORBIT" not in inc_b
     inc_w, _ = _read(ve.write_inputs(vs2_stack, "workfunction", tmp_path / "w"))
-    assert inc_w["LVHAR"] is True
+    assert inc_w["LVHAR"] is True and "LAECHG" not in inc_w
     inc_d, kp_d = _read(ve.write_inputs(vs2_stack, "dos", tmp_path / "d", "standard"))
+    assert inc_d["LORBIT"] == 11 and inc_d["NEDOS"] == 3001
     inc_s, kp_s = _read(ve.write_inputs(vs2_stack, "static", tmp_path / "s", "standard"))
-    assert inc_d["LORBIT"] == 11 and inc_d["NEDOS"] == 3001 and inc_d["ISMEAR"] == -5
-    assert kp_d.kpts[0][0] > kp_s.kpts[0][0]  # denser mesh for the DOS
-    assert inc_s["EDIFF"] == pytest.approx(1e-6)
+    assert inc_s["EDIFF"] == pytest.approx(1e-6) and inc_s["LREAL"] is False and inc_s["PREC"] == "Accurate"
+    assert kp_s.kpts[0][2] == 1 and kp_s.kpts[0][0] > kp_d.kpts[0][0] / 3
     assert "IVDW" not in inc_s  # not a stack unless told
     assert inc_s.get("LDAU", False) is False  # U only for oxides/fluorides
 
 
-def test_hubbard_u_for_oxide(tmp_path):
+def test_hubbard_u_for_oxide_only(tmp_path):
     v2o5 = Structure(Lattice.orthorhombic(11.5, 3.56, 20.0), ["V", "O", "O"],
                      [[0, 0, 0.5], [0.1, 0, 0.5], [0, 0.5, 0.55]])
-    incar = ve.incar_updates(v2o5, "static", ve.load_preset("standard"))
-    assert incar["LDAU"] and incar["LDAUU"] == {"O": {"V": 3.25}}
-    inc, _ = _read(ve.write_inputs(v2o5, "static", tmp_path / "u", "standard"))
-    s = Structure.from_file(tmp_path / "u" / "POSCAR")
-    order = [sp.symbol for sp in dict.fromkeys(s.species)]
-    assert dict(zip(order, inc["LDAUU"]))["V"] == pytest.approx(3.25)
+    settings = ve.task_settings(v2o5, "static", "standard")
+    inc = settings["incar"]
+    assert inc["LDAU"] is True and inc["LDAUTYPE"] == 2 and inc["ALGO"] == "Normal"  # +U and spin: Normal
+    d = ve.write_inputs(v2o5, "static", tmp_path / "u", "standard")
+    incar = Incar.from_file(d / "INCAR")
+    order = [sp.symbol for sp in dict.fromkeys(Structure.from_file(d / "POSCAR").species)]
+    assert dict(zip(order, incar["LDAUU"])) == {"V": pytest.approx(3.25), "O": 0}
+    # a sulfide with the same preset: no U, and the provenance says why
+    vs2 = Structure(Lattice.hexagonal(3.22, 25.0), ["V", "S", "S"], [[0, 0, 0.5], [1 / 3, 2 / 3, 0.56], [2 / 3, 1 / 3, 0.44]])
+    eng = ve.VaspEngine("standard")
+    res = eng.resolve(vs2, ModelFacts())
+    assert eng.translate(res, vs2, "static")["incar"]["LDAU"] is False
+    assert res.values["hubbard_u"] == {} and "oxide" in res.sources["hubbard_u"]
 
 
-def test_bulk_relaxes_cell(tmp_path):
+def test_cell_relaxation_only_when_asked():
     al = Structure(Lattice.cubic(4.05), ["Al"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    incar = ve.incar_updates(al, "relax", ve.load_preset("fast"))
-    assert incar["ISIF"] == 3 and incar["ISPIN"] == 1
+    assert ve.task_settings(al, "relax", cell=True)["incar"]["ISIF"] == 3
+    fixed_cell = ve.task_settings(al, "relax")["incar"]
+    assert fixed_cell["ISIF"] == 2 and fixed_cell["ISPIN"] == 1
+    assert ve.task_settings(al, "relax")["kpoints"][2] > 1  # bulk: no vacuum axis, k along c too
+
+
+def test_isolated_atom_reference_is_spin_polarised_on_gamma():
+    na = Structure(Lattice.cubic(12.0), ["Na"], [[0.5, 0.5, 0.5]])
+    eng = ve.VaspEngine("fast")
+    res = eng.resolve(na, ModelFacts(kind="atom"))
+    s = eng.translate(res, na, "static")
+    assert s["kpoints"] == [1, 1, 1]
+    assert s["incar"]["ISPIN"] == 2 and s["incar"]["MAGMOM"] == [1.0] and s["incar"]["SIGMA"] <= 0.01
 
 
 def test_presets_and_errors():
     assert {"fast", "standard"} <= set(ve.available_presets())
-    with pytest.raises(ve.VaspPresetError, match="valid presets"):
-        ve.load_preset("nope")
-    with pytest.raises(ve.VaspPresetError, match="valid keys"):
-        ve.load_preset("fast", {"encut": 3})
+    with pytest.raises(ve.PresetError, match="valid presets"):
+        ve.VaspEngine("nope")
+    with pytest.raises(SettingsError, match="use 'cutoff_eV'"):
+        ve.VaspEngine("fast", overrides={"encut": 500})
+    with pytest.raises(SettingsError, match="neutral setting 'cutoff_eV'"):
+        ve.VaspEngine("fast", overrides={"vasp": {"ENCUT": 500}})
+    with pytest.raises(SettingsError, match="set by hetero from the task"):
+        ve.VaspEngine("fast", overrides={"vasp": {"ISIF": 3}})
+    with pytest.raises(SettingsError, match="HETERO_VASP_PARALLEL"):
+        ve.VaspEngine("fast", overrides={"vasp": {"NCORE": 4}})
+    with pytest.raises(SettingsError, match="not an INCAR tag"):
+        ve.VaspEngine("fast", overrides={"vasp": {"PRECC": "Normal"}})
     with pytest.raises(ValueError, match="valid steps"):
-        ve.incar_updates(Structure(Lattice.cubic(3), ["Li"], [[0, 0, 0]]), "md", ve.load_preset("fast"))
+        ve.task_settings(Structure(Lattice.cubic(3), ["Li"], [[0, 0, 0]]), "md")
+    # an INCAR escape hatch reaches the INCAR and changes the hash
+    eng = ve.VaspEngine("fast", overrides={"vasp": {"NELM": 300, "AMIX": 0.1}})
+    li = Structure(Lattice.cubic(3.44), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    inc = eng.translate(eng.resolve(li), li, "static")["incar"]
+    assert inc["NELM"] == 300 and inc["AMIX"] == pytest.approx(0.1)
 
 
-def test_makers_and_handlers(vs2_stack):
+def test_parallel_tags_are_not_hashed(vs2_stack, tmp_path, monkeypatch):
+    a = ve.task_settings(vs2_stack, "relax")
+    monkeypatch.setenv("HETERO_VASP_PARALLEL", "NCORE=4 KPAR=2")
+    b = ve.task_settings(vs2_stack, "relax")
+    assert a == b
+    incar = Incar.from_file(ve.write_inputs(vs2_stack, "relax", tmp_path / "p") / "INCAR")
+    assert incar["NCORE"] == 4 and incar["KPAR"] == 2
+
+
+def test_makers_handlers_validators(vs2_stack):
     from atomate2.vasp.jobs.core import RelaxMaker, StaticMaker
-    from custodian.vasp.handlers import UnconvergedErrorHandler, VaspErrorHandler
+    from atomate2.vasp.run import DEFAULT_HANDLERS, VaspNebFilesValidator
+    from custodian.vasp.handlers import UnconvergedErrorHandler, VaspErrorHandler, WalltimeHandler
+    from custodian.vasp.validators import VaspFilesValidator, VasprunXMLValidator
 
     m = ve.make_maker(vs2_stack, "relax", stacked=True)
     assert isinstance(m, RelaxMaker)
     assert m.input_set_generator.user_incar_settings["IVDW"] == 12
-    assert any(isinstance(h, VaspErrorHandler) for h in m.run_vasp_kwargs["handlers"])
+    handlers = m.run_vasp_kwargs["handlers"]
+    assert {type(h) for h in DEFAULT_HANDLERS} <= {type(h) for h in handlers}
+    assert any(isinstance(h, WalltimeHandler) for h in handlers) and any(isinstance(h, VaspErrorHandler) for h in handlers)
+    assert {type(v) for v in m.run_vasp_kwargs["validators"]} == {VasprunXMLValidator, VaspFilesValidator}
     assert isinstance(ve.make_maker(vs2_stack, "static"), StaticMaker)
-    neb_h = ve.custodian_handlers("neb")
-    assert not any(isinstance(h, UnconvergedErrorHandler) for h in neb_h)
+    assert not any(isinstance(h, UnconvergedErrorHandler) for h in ve.custodian_handlers("neb"))
+    assert [type(v) for v in ve.custodian_validators("neb")] == [VaspNebFilesValidator]
 
 
 def test_neb_folder(vs2_stack, tmp_path):
@@ -101,24 +181,15 @@ def test_neb_folder(vs2_stack, tmp_path):
     for i in range(4):
         s = vs2_stack.copy()
         s.translate_sites([3], [i * 0.1, 0, 0])
+        s.add_site_property("selective_dynamics", [[j == 3] * 3 for j in range(4)])
         imgs.append(s)
-    d = ve.write_neb_inputs(imgs, tmp_path / "neb")
+    d = ve.write_neb_inputs(imgs, tmp_path / "neb", "fast", asymmetric=True)
     inc = Incar.from_file(d / "INCAR")
-    assert inc["IMAGES"] == 2 and inc["LCLIMB"] is True and inc["IBRION"] == 3
+    assert inc["IMAGES"] == 2 and inc["LCLIMB"] is True and inc["IBRION"] == 3 and inc["POTIM"] == 0
+    assert inc["IOPT"] == 3 and inc["ISYM"] == 0 and inc["EDIFF"] <= 1e-6 and inc["SPRING"] == pytest.approx(-5.0)
+    assert inc["EDIFFG"] == pytest.approx(-0.1) and inc["NSW"] == 100 and inc["LDIPOL"] is True
     assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["00", "01", "02", "03"]
-
-
-def test_engine_parses_reference_outputs(vs2_stack, tmp_path):
-    ref = _ref()
-    if ref is None:
-        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
-    eng = ve.VaspEngine("fast")
-    doc = eng.parse(ref / "MoS2_monolayer_optB86b", "relax", system="MoS2")
-    assert isinstance(doc, CalcDoc) and doc.provenance.engine == "vasp" and doc.provenance.settings_hash
-    assert isinstance(eng.parse(ref / "fermi_smearing", "dos", system="Al"), DosDoc)
-    assert isinstance(eng.parse(ref / "MoS2_monolayer_optB86b", "workfunction", system="MoS2"), WorkFunctionDoc)
-    folder = eng.prepare(vs2_stack, "static", tmp_path)
-    assert (folder / "INCAR").exists()
-    with pytest.raises(RuntimeError, match="not found"):
-        eng.run(vs2_stack, "static", tmp_path)  # no VASP binary here: clear error, inputs kept
-    assert (folder / "INCAR").exists()
+    mid = Structure.from_file(d / "01" / "POSCAR")
+    assert list(mid.site_properties["selective_dynamics"][0]) == [False] * 3
+    assert np.isclose(mid.frac_coords[3][0], 0.1)
+    assert (d / "01" / "KPOINTS").read_text() == (d / "KPOINTS").read_text()

@@ -1,17 +1,16 @@
-"""The jobflow chain (relax -> static -> DOS) on the VASP engine, with VASP replaced by a small script.
+"""The VASP engine's whole path with VASP replaced by a small script (mock VASP).
 
-The script copies real VASP outputs from ../shared/reference/vasp/<case>/ into the run folder (they were
-written by other public projects' VASP runs, see that folder's README; they are not results of ours), so
-the engine's whole path is exercised: inputs written by atomate2's sets + our INCAR layering, custodian
-running the "binary", conversion of vasprun.xml into the GPAW-shaped result.json/dos.npz, and the
-unchanged jobs of hetero.flows.jobs turning those into documents. The input structure is built from the
-reference POSCAR so that the copied outputs belong to it.
+The script checks the INCAR it is given (a failed check exits non-zero, as a VASP abort would) and
+copies real VASP outputs from ../shared/reference/vasp/<case>/ into the run folder. Those were written by
+other public projects' VASP runs (see that folder's README); they are not results of ours. The input
+structure is read from the reference POSCAR so the copied outputs belong to it. Custodian runs the
+script with atomate2's handlers and validators; the references lack OSZICAR (and MoS2 an OUTCAR), so the
+script creates empty ones for custodian's file validator. No POTCARs here: HETERO_VASP_ALLOW_POTCAR_SPEC.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -21,43 +20,42 @@ import pytest
 pytest.importorskip("atomate2")
 pytest.importorskip("custodian")
 
-from jobflow import Flow, JobStore, run_locally  # noqa: E402
-from maggma.stores import MemoryStore  # noqa: E402
-from pymatgen.core import Structure  # noqa: E402
+from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.vasp import Incar, Vasprun  # noqa: E402
 
-from hetero.engines import get_engine  # noqa: E402
-from hetero.engines.vasp import VaspEngine  # noqa: E402
-from hetero.flows.jobs import RelaxMaker, StaticMaker, dos_job  # noqa: E402
-from hetero.io.vasp import OutputParseError  # noqa: E402
+from hetero.analysis.dos import reduce_dos  # noqa: E402
+from hetero.engines import Capability, get_engine  # noqa: E402
+from hetero.engines.base import EngineRunError, OutputValidationError  # noqa: E402
+from hetero.engines.settings import ModelFacts  # noqa: E402
+from hetero.engines.vasp import InputsWritten, PotcarMissingError, VaspEngine, dos_arrays, electrons_below_fermi  # noqa: E402
+from hetero.io.vasp import OutputParseError, load_vasprun  # noqa: E402
+from hetero.schemas import CalcResult  # noqa: E402
 from _refdata import reference_vasp_dir  # noqa: E402
-
-ENGINE = {"name": "vasp", "preset": "fast", "overrides": {}}
-
-
-_ref = reference_vasp_dir
 
 
 @pytest.fixture
 def ref() -> Path:
-    r = _ref()
+    r = reference_vasp_dir()
     if r is None:
         pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
     return r
 
 
-def fake_vasp(tmp_path: Path, src: Path, files: list[str], truncate: str | None = None) -> Path:
-    """A 'VASP binary' that copies reference outputs (read-only originals) into the working folder and
-    counts its calls in <tmp_path>/calls.txt. ``truncate``: copy that file cut in half instead."""
-    script = tmp_path / f"fake_vasp_{src.name}.sh"
+def fake_vasp(tmp_path: Path, src: Path, files: list[str], expect: dict[str, str] | None = None,
+              truncate: str | None = None, name: str = "") -> Path:
+    """A 'VASP binary': checks ``expect`` (INCAR tag -> value as written) against its INCAR, copies the
+    reference outputs (read-only originals) and counts its calls in <tmp_path>/calls.txt.
+    ``truncate``: copy that file cut in half instead (a run killed mid-write)."""
+    script = tmp_path / f"fake_vasp_{src.name}{name}.sh"
     lines = ["#!/bin/sh", f"echo run >> '{tmp_path / 'calls.txt'}'"]
+    for tag, value in (expect or {}).items():
+        lines.append(f"grep -qx '{tag} = {value}' INCAR || {{ echo 'mock VASP: INCAR lacks {tag} = {value}'; exit 3; }}")
     for f in files:
         if f == truncate:
-            size = (src / f).stat().st_size // 2
-            lines.append(f"head -c {size} '{src / f}' > '{f}'")
+            lines.append(f"head -c {(src / f).stat().st_size // 2} '{src / f}' > '{f}'")
         else:
             lines.append(f"cp '{src / f}' '{f}' && chmod u+w '{f}'")
-    lines.append("echo ' running on    1 total cores' > vasp.out")
+    lines += ["[ -e OUTCAR ] || : > OUTCAR", "[ -e OSZICAR ] || : > OSZICAR", "echo ' running on    1 total cores'"]
     script.write_text("\n".join(lines) + "\n")
     script.chmod(0o755)
     return script
@@ -69,9 +67,11 @@ def _calls(tmp_path: Path) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _fast_custodian(monkeypatch):
+def _mock_env(monkeypatch):
     monkeypatch.setenv("HETERO_CUSTODIAN_POLL_S", "0.1")
+    monkeypatch.setenv("HETERO_VASP_ALLOW_POTCAR_SPEC", "1")
     monkeypatch.delenv("HETERO_VASP_CMD", raising=False)
+    monkeypatch.delenv("HETERO_VASP_PARALLEL", raising=False)
 
 
 def _vasprun(path: Path) -> Vasprun:
@@ -80,173 +80,191 @@ def _vasprun(path: Path) -> Vasprun:
         return Vasprun(str(path), parse_potcar_file=False)
 
 
-def _chain(structure: Structure, system: str, run_root: Path, asymmetric: bool = False):
-    relax = RelaxMaker(engine=ENGINE, asymmetric_slab=asymmetric).make(structure, system, "mono", str(run_root))
-    static = StaticMaker(engine=ENGINE, outputs=("dos",)).make(relax.output["structure"], system, "mono",
-                                                             str(run_root))
-    dos = dos_job(static.output)
-    store = JobStore(MemoryStore())
-    out = run_locally(Flow([relax, static, dos]), store=store, ensure_success=True, log=False)
-    return out[relax.uuid][1].output, out[static.uuid][1].output, out[dos.uuid][1].output
+def _incar(result) -> Incar:
+    return Incar.from_file(Path(result.provenance.run_dir) / "INCAR")
 
 
 def test_get_engine_returns_vasp_engine():
-    eng = get_engine(**ENGINE)
-    assert isinstance(eng, VaspEngine) and eng.name == "vasp"
-    assert all(callable(getattr(eng, m)) for m in ("relax", "static", "neb"))
-    assert eng.settings["neb_images"] >= 1  # NebMaker reads engine.settings
+    eng = get_engine("vasp", "fast")
+    assert isinstance(eng, VaspEngine) and eng.name == "vasp" and eng.label == "vasp"
+    assert Capability.ELF not in eng.capabilities and Capability.ALL_ELECTRON_DENSITY in eng.capabilities
     with pytest.raises(ValueError, match="valid engines"):
         get_engine("abinit")
+    with pytest.raises(ValueError, match="electron localisation"):
+        eng.static(Structure(Lattice.cubic(3), ["Li"], [[0, 0, 0]]), "unused", outputs=("elf",))
 
 
-def test_hbn_chain_through_jobflow(ref, tmp_path, monkeypatch):
-    src = ref / "hBN_monolayer_bands"
-    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "OUTCAR", "DOSCAR",
-                                                                         "PROCAR", "CONTCAR"])))
-    structure = Structure.from_file(src / "POSCAR")
-    relax, static, dos = _chain(structure, "hBN", tmp_path / "runs", asymmetric=True)
-    vr = _vasprun(src / "vasprun.xml")  # numbers of the reference run (another project's), not ours
-    assert relax["energy_eV"] == pytest.approx(vr.final_energy)
-    assert relax["fermi_eV"] == pytest.approx(vr.efermi)
-    assert relax["provenance"]["engine"] == "vasp" and relax["provenance"]["settings_hash"]
-    assert relax["forces_max_eV_A"] is None  # this hybrid band run wrote NaN forces: unknown, not a number
-    assert static["energy_eV"] == pytest.approx(vr.final_energy) and static["formula"] == "B1N1"
-    # the INCARs the steps were given
-    inc_r = Incar.from_file(Path(relax["provenance"]["run_dir"]) / "INCAR")
-    assert inc_r["LDIPOL"] is True and inc_r["IDIPOL"] == 3 and inc_r["ISIF"] == 2 and inc_r["NSW"] > 0
-    inc_s = Incar.from_file(Path(static["provenance"]["run_dir"]) / "INCAR")
-    assert inc_s["LORBIT"] == 11 and inc_s["NEDOS"] == 2001 and inc_s["NSW"] == 0
-    assert inc_s.get("LAECHG", False) is False and "LVHAR" not in inc_s  # only the DOS was asked for
-    # the GPAW-shaped result.json
-    res = json.loads((Path(static["provenance"]["run_dir"]) / "result.json").read_text())
-    assert res["valence"] == [3.0, 5.0] and res["core_electrons"] == [2.0, 2.0]
-    assert res["gpts"] == [int(vr.parameters[k]) for k in ("NGXF", "NGYF", "NGZF")]
-    assert res["dos_projected"] is True
-    data = np.load(static["files"]["dos"])
-    assert data["per_atom"].shape == (2, data["energies"].size)
-    # projections inside the PAW spheres miss the interstitial: their sum holds fewer states than the total
-    assert 0 < data["per_atom"].sum() < data["total"].sum()
-    # the DOS document
-    assert dos["is_metal"] is False and dos["band_gap_eV"] > 3.0
-    assert dos["n_valence"] == pytest.approx(8.0)
-    assert dos["n_electrons_integrated"] == pytest.approx(8.0, abs=0.1)
-    assert set(dos["projected"]) == {"B", "N"}
-    gap_e = vr.eigenvalue_band_properties[0]
-    assert dos["band_gap_eV"] == pytest.approx(gap_e)  # the eigenvalue gap, not the smeared DOS's
-    assert _calls(tmp_path) == 2
-
-    # re-running the same flow reuses both folders (result.json): VASP is not called again
-    relax2, static2, _ = _chain(structure, "hBN", tmp_path / "runs", asymmetric=True)
-    assert _calls(tmp_path) == 2
-    assert relax2["provenance"]["run_dir"] == relax["provenance"]["run_dir"]
-    assert static2["energy_eV"] == static["energy_eV"]
-
-
-def test_mos2_chain_gap(ref, tmp_path, monkeypatch):
+def test_mos2_relax_static_dos(ref, tmp_path, monkeypatch):
     src = ref / "MoS2_monolayer_optB86b"
-    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR", "DOSCAR"])))
     structure = Structure.from_file(src / "POSCAR")
-    relax, static, dos = _chain(structure, "MoS2", tmp_path / "runs")
-    vr = _vasprun(src / "vasprun.xml")  # the reference run (MPInterfaces' test data)
-    assert relax["energy_eV"] == pytest.approx(vr.final_energy)
-    assert relax["n_ionic_steps"] == len(vr.ionic_steps) and relax["converged"] is True
-    assert relax["forces_max_eV_A"] == pytest.approx(0.00785, abs=1e-4)
-    final = Structure.from_dict(relax["structure"])
-    assert np.allclose(final.lattice.matrix, vr.final_structure.lattice.matrix)
-    res = json.loads((Path(static["provenance"]["run_dir"]) / "result.json").read_text())
-    assert res["valence"] == [12.0, 6.0, 6.0]  # Mo_pv, S (vasprun atominfo; no POTCAR here)
-    assert res["core_electrons"] == [30.0, 10.0, 10.0]
-    assert res["dos_projected"] is False  # the reference ran without LORBIT: per-atom DOS unknown (NaN)
-    assert np.isnan(np.load(static["files"]["dos"])["per_atom"]).all()
-    gap_e = vr.eigenvalue_band_properties[0]
-    assert 1.5 < gap_e < 1.9
-    assert dos["is_metal"] is False
-    # the DOS document carries the eigenvalue gap (the MoS2 monolayer's PBE-like gap, 1.5-1.9 eV)
-    assert dos["band_gap_eV"] == pytest.approx(gap_e)
-    assert dos["n_valence"] == pytest.approx(24.0)
+    eng = VaspEngine("fast")
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(
+        tmp_path, src, ["vasprun.xml", "CONTCAR"], {"ISIF": "2", "IBRION": "2", "NSW": "60", "LCHARG": "False"}, name="r")))
+    relax = eng.relax(structure, tmp_path / "runs")
+    vr = _vasprun(src / "vasprun.xml")  # the reference run (MPInterfaces' test data), not ours
+    assert isinstance(relax, CalcResult) and relax.kind == "relax" and not relax.cached
+    assert relax.energy_eV == pytest.approx(vr.final_energy) and relax.fermi_eV == pytest.approx(vr.efermi)
+    assert relax.n_ionic_steps == len(vr.ionic_steps) == 6 and relax.converged is True
+    assert relax.forces_max_eV_A == pytest.approx(0.00785, abs=1e-4)
+    assert np.allclose(Structure.from_dict(relax.structure).lattice.matrix, vr.final_structure.lattice.matrix)
+    prov = relax.provenance
+    assert prov.engine == "vasp" and prov.settings_hash and prov.settings["kpoints"][2] == 1
+    assert prov.neutral_settings["spin"] == "off" and prov.settings_sources["spin"].startswith("model")
+
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(
+        tmp_path, src, ["vasprun.xml", "CONTCAR"], {"NSW": "0", "LORBIT": "11", "LCHARG": "True"}, name="s")))
+    static = eng.static(Structure.from_dict(relax.structure), tmp_path / "runs", outputs=("dos",))
+    out = static.outputs
+    assert out.valence == [12.0, 6.0, 6.0]  # Mo_pv, S (vasprun atominfo; no POTCAR here)
+    assert out.core_electrons == [30.0, 10.0, 10.0]
+    assert out.gpts == [int(vr.parameters[k]) for k in ("NGXF", "NGYF", "NGZF")]
+    assert out.dos_projected is False  # the reference ran without LORBIT: per-atom DOS unknown (NaN)
+    assert out.dos_fermi_eV == pytest.approx(vr.efermi) and out.dos_reference.startswith("E_F")
+    assert 1.5 < out.eigen_gap_eV < 1.9  # the MoS2 monolayer's PBE-like gap
+    assert out.n_electrons_below_fermi == pytest.approx(24.0, abs=0.5)  # NELECT
+    inc = _incar(static)
+    assert "LAECHG" not in inc and "LVHAR" not in inc and inc["NEDOS"] == 2001  # only the DOS was asked for
+    data = np.load(static.files["dos"])
+    assert np.isnan(data["per_atom"]).all()
+    doc = reduce_dos(data["energies"], data["total"], data["per_atom"], ["Mo", "S", "S"], eigen_gap_eV=out.eigen_gap_eV)
+    assert doc["is_metal"] is False and doc["band_gap_eV"] == pytest.approx(vr.eigenvalue_band_properties[0])
+    assert _calls(tmp_path) == 2
+
+    # the same calls again reuse both folders (result.json): VASP is not started
+    again = eng.relax(structure, tmp_path / "runs")
+    assert again.cached and again.provenance.run_dir == prov.run_dir and _calls(tmp_path) == 2
+    assert eng.static(Structure.from_dict(relax.structure), tmp_path / "runs", outputs=("dos",)).cached
+
+
+def test_hbn_projected_dos(ref):
+    """VASP's projections inside the PAW spheres miss the interstitial: their sum is below the total DOS;
+    the total integrates to the 8 valence electrons of h-BN up to E_F."""
+    src = ref / "hBN_monolayer_bands"
+    vr = load_vasprun(src / "vasprun.xml")
+    arrays, projected = dos_arrays(vr, src / "vasprun.xml", 2)
+    assert projected and arrays["per_atom"].shape == (2, arrays["energies"].size)
+    assert 0 < np.nansum(arrays["per_atom"]) < arrays["total"].sum()
+    assert electrons_below_fermi(arrays["energies"], arrays["total"]) == pytest.approx(8.0, abs=0.1)
+
+
+def test_nan_forces_are_refused(ref, tmp_path, monkeypatch):
+    """The h-BN reference is a hybrid band run whose vasprun holds NaN forces: never a result."""
+    src = ref / "hBN_monolayer_bands"
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "OUTCAR", "CONTCAR"])))
+    with pytest.raises(OutputValidationError, match="forces_max_eV_A is nan"):
+        VaspEngine("fast").relax(Structure.from_file(src / "POSCAR"), tmp_path / "runs")
+    assert not list((tmp_path / "runs").glob("*/result.json"))
 
 
 def test_static_asks_for_density_and_potential(ref, tmp_path, monkeypatch):
-    """Default outputs: LCHARG + LAECHG + LVHAR + LORBIT; a requested CHGCAR that VASP did not write is
-    an OutputParseError naming it, and no result.json is written (a re-run will not reuse numbers)."""
-    src = ref / "hBN_monolayer_bands"
-    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "OUTCAR", "CONTCAR"])))
-    eng = get_engine(**ENGINE)
+    """density + potential + dos: LCHARG + LAECHG + LVHAR + LORBIT; a requested CHGCAR that VASP did not
+    write is an OutputParseError naming it, and no result.json is written."""
+    src = ref / "MoS2_monolayer_optB86b"
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"],
+                                                        {"LAECHG": "True", "LVHAR": "True", "LDIPOL": "True"})))
     structure = Structure.from_file(src / "POSCAR")
     with pytest.raises(OutputParseError, match="CHGCAR"):
-        eng.static(structure, tmp_path / "runs", asymmetric_slab=True)
+        VaspEngine("fast").static(structure, tmp_path / "runs", ModelFacts(asymmetric=True),
+                                  outputs=("density", "potential", "dos"))
     (folder,) = list((tmp_path / "runs").iterdir())
     inc = Incar.from_file(folder / "INCAR")
-    assert inc["LCHARG"] is True and inc["LAECHG"] is True and inc["LVHAR"] is True and inc["LORBIT"] == 11
-    assert inc["LDIPOL"] is True and inc["IDIPOL"] == 3
+    assert inc["LCHARG"] is True and inc["LORBIT"] == 11 and inc["IDIPOL"] == 3
     assert not (folder / "result.json").exists()
 
 
 def test_cdd_fragment_inputs_on_ab_grid(ref, tmp_path, monkeypatch):
-    """The CDD maker's call: settings of the AB run + gpts -> NGXF/NGYF/NGZF pinned, output tags reset."""
-    src = ref / "hBN_monolayer_bands"
+    """A CDD fragment: the AB run's settings (static like=) with NGXF/NGYF/NGZF pinned to AB's density
+    grid, spin-polarised when asked, and only the density among the outputs."""
+    src = ref / "MoS2_monolayer_optB86b"
     monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"])))
-    eng = get_engine(**ENGINE)
+    eng = VaspEngine("fast")
     structure = Structure.from_file(src / "POSCAR")
-    ab_settings = eng.static(structure, tmp_path / "ab", outputs=("dos",))["settings"]
-    frag = Structure.from_sites([structure[1]])
-    settings = dict(ab_settings, spinpol=True)
-    with pytest.raises(OutputParseError):  # outputs are h-BN's, not the N fragment's: refused
-        eng.static(frag, tmp_path / "frag", outputs=("density",), gpts=[36, 36, 300], settings_override=settings)
+    ab = eng.static(structure, tmp_path / "ab", outputs=("dos",))
+    assert ab.outputs.gpts == [48, 48, 360]
+    frag = Structure.from_sites([structure[0]])
+    with pytest.raises(OutputParseError, match="not the input"):  # outputs are MoS2's, not the Mo fragment's: refused
+        eng.static(frag, tmp_path / "frag", outputs=("density",), like=ab, spin="on")
     (folder,) = list((tmp_path / "frag").iterdir())
     inc = Incar.from_file(folder / "INCAR")
-    assert (inc["NGXF"], inc["NGYF"], inc["NGZF"]) == (36, 36, 300)
-    assert inc["ISPIN"] == 2 and inc["LAECHG"] is True
+    assert (inc["NGXF"], inc["NGYF"], inc["NGZF"]) == (48, 48, 360)
+    assert inc["ISPIN"] == 2 and inc["MAGMOM"] == [1.0] and inc["LAECHG"] is True
     assert "LORBIT" not in inc and "NEDOS" not in inc
+    assert inc["ENCUT"] == _incar(ab)["ENCUT"] and json.loads((folder / "task.json").read_text())["gpts"] == [48, 48, 360]
 
 
-def test_truncated_vasprun_is_an_error(ref, tmp_path, monkeypatch):
-    src = ref / "hBN_monolayer_bands"
-    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml"], truncate="vasprun.xml")))
-    eng = get_engine(**ENGINE)
-    with pytest.raises(OutputParseError, match="truncated"):
-        eng.relax(Structure.from_file(src / "POSCAR"), tmp_path / "runs")
+def test_truncated_vasprun_fails_the_validator(ref, tmp_path, monkeypatch):
+    src = ref / "MoS2_monolayer_optB86b"
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"], truncate="vasprun.xml")))
+    with pytest.raises(EngineRunError, match="VasprunXMLValidator"):
+        VaspEngine("fast").relax(Structure.from_file(src / "POSCAR"), tmp_path / "runs")
     assert not list((tmp_path / "runs").glob("*/result.json"))
 
 
-def test_fixed_atoms_and_missing_binary(tmp_path, monkeypatch):
-    monkeypatch.setenv("HETERO_VASP_CMD", str(tmp_path / "no_such_vasp"))
-    from pymatgen.core import Lattice
+def test_incar_check_of_the_mock_fails_the_run(ref, tmp_path, monkeypatch):
+    """The mock exits non-zero when its INCAR lacks a tag (here IVDW 12 on a non-stack): custodian stops."""
+    src = ref / "MoS2_monolayer_optB86b"
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"], {"IVDW": "12"})))
+    with pytest.raises(EngineRunError, match="failed under custodian"):
+        VaspEngine("fast").relax(Structure.from_file(src / "POSCAR"), tmp_path / "runs")
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"], {"IVDW": "12"}, name="2")))
+    done = VaspEngine("fast").relax(Structure.from_file(src / "POSCAR"), tmp_path / "runs2", ModelFacts(van_der_waals=True))
+    assert done.provenance.settings["incar"]["IVDW"] == 12
 
+
+def test_missing_binary_and_potcar_guard(tmp_path, monkeypatch):
     slab = Structure(Lattice.hexagonal(3.22, 25.0), ["S", "V", "S", "Li"],
                      [[2 / 3, 1 / 3, 0.44], [0, 0, 0.5], [1 / 3, 2 / 3, 0.56], [0, 0, 0.64]])
-    eng = get_engine(**ENGINE)
-    with pytest.raises(RuntimeError, match="not found") as err:
-        eng.relax(slab, tmp_path / "runs", fixed=[0, 1], stacked=True)
-    (folder,) = list((tmp_path / "runs").iterdir())
-    assert str(folder) in str(err.value)
-    poscar = (folder / "POSCAR").read_text()
-    assert "Selective dynamics" in poscar
-    s = Structure.from_file(folder / "POSCAR")
-    assert [sp.symbol for sp in s.species] == ["S", "V", "S", "Li"]  # order kept (indices stay valid)
-    assert list(s.site_properties["selective_dynamics"][0]) == [False] * 3
-    assert list(s.site_properties["selective_dynamics"][3]) == [True] * 3
-    inc = Incar.from_file(folder / "INCAR")
-    assert inc["IVDW"] == 12 and inc["ISPIN"] == 2
-
-
-def test_neb_inputs_and_missing_binary(tmp_path, monkeypatch):
     monkeypatch.setenv("HETERO_VASP_CMD", str(tmp_path / "no_such_vasp"))
-    from pymatgen.core import Lattice
+    with pytest.raises(EngineRunError, match="not found.*dry-run"):
+        VaspEngine("fast").relax(slab, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()  # nothing written before the checks
+    monkeypatch.delenv("HETERO_VASP_ALLOW_POTCAR_SPEC")
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    from pymatgen.core import SETTINGS
 
+    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", None)
+    with pytest.raises(PotcarMissingError, match="PMG_VASP_PSP_DIR.*PBE_54|PBE_54.*PMG_VASP_PSP_DIR"):
+        VaspEngine("fast").relax(slab, tmp_path / "runs")
+    empty = tmp_path / "psp"
+    empty.mkdir()
+    monkeypatch.setenv("PMG_VASP_PSP_DIR", str(empty))
+    with pytest.raises(PotcarMissingError, match="not found under PMG_VASP_PSP_DIR"):
+        VaspEngine("fast").relax(slab, tmp_path / "runs")
+
+
+def test_dry_run_writes_inputs_and_the_real_run_reuses_the_folder(ref, tmp_path, monkeypatch):
+    src = ref / "MoS2_monolayer_optB86b"
+    structure = Structure.from_file(src / "POSCAR")
+    structure.add_site_property("selective_dynamics", [[False] * 3, [True] * 3, [True] * 3])
+    monkeypatch.delenv("HETERO_VASP_ALLOW_POTCAR_SPEC")
+    with pytest.raises(InputsWritten) as written:
+        VaspEngine("fast", dry_run=True).relax(structure, tmp_path / "runs")
+    folder = written.value.folder
+    poscar = Structure.from_file(folder / "POSCAR")
+    assert [list(f) for f in poscar.site_properties["selective_dynamics"]] == [[False] * 3, [True] * 3, [True] * 3]
+    assert (folder / "POTCAR.spec").exists() and not (folder / "result.json").exists() and _calls(tmp_path) == 0
+    monkeypatch.setenv("HETERO_VASP_ALLOW_POTCAR_SPEC", "1")
+    monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(tmp_path, src, ["vasprun.xml", "CONTCAR"])))
+    done = VaspEngine("fast").relax(structure, tmp_path / "runs")
+    assert Path(done.provenance.run_dir) == folder and _calls(tmp_path) == 1
+    assert done.forces_max_eV_A < 0.00785 + 1e-6  # the fixed Mo atom's force is not counted
+
+
+def test_neb_dry_run_inputs(tmp_path):
     images = []
     for i in range(4):
         s = Structure(Lattice.hexagonal(3.22, 25.0), ["V", "S", "S", "Li"],
                       [[0, 0, 0.5], [1 / 3, 2 / 3, 0.56], [2 / 3, 1 / 3, 0.44], [0.1 * i, 0, 0.64]])
         s.add_site_property("selective_dynamics", [[j == 3] * 3 for j in range(4)])
         images.append(s)
-    eng = get_engine(**ENGINE)
-    with pytest.raises(RuntimeError, match="not found"):
-        eng.neb(images, [-10.0, -10.1], tmp_path / "runs", asymmetric_slab=True)
-    (folder,) = list((tmp_path / "runs").iterdir())
+    with pytest.raises(InputsWritten) as written:
+        VaspEngine("fast", dry_run=True).neb(images, [-10.0, -10.1], tmp_path / "runs", ModelFacts(asymmetric=True),
+                                             neb={"neb_fmax_eV_A": 0.03})
+    folder = written.value.folder
     inc = Incar.from_file(folder / "INCAR")
-    assert inc["IMAGES"] == 2 and inc["LCLIMB"] is True and inc["LDIPOL"] is True
+    assert inc["IMAGES"] == 2 and inc["LCLIMB"] is True and inc["LDIPOL"] is True and inc["POTIM"] == 0
+    assert inc["EDIFFG"] == pytest.approx(-0.03)  # the campaign's neb block
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["00", "01", "02", "03"]
     mid = Structure.from_file(folder / "01" / "POSCAR")
     assert list(mid.site_properties["selective_dynamics"][0]) == [False] * 3
-    assert math.isclose(mid.frac_coords[3][0], 0.1, abs_tol=1e-6)
+    assert mid.frac_coords[3][0] == pytest.approx(0.1)

@@ -1,237 +1,505 @@
-"""VASP engine: atomate2 input sets + Makers, custodian handlers, and our parsers for the outputs.
+"""VASP engine: the neutral settings translated into INCAR/KPOINTS on atomate2's input generators,
+VASP run under custodian (atomate2's handlers plus validators), outputs parsed into the shared result.
 
-Same contract as the GPAW engine: given a structure and a step (relax | static | dos | bader |
-workfunction | neb) and a preset (configs/vasp/<name>.yaml), produce the inputs, run (through
-atomate2/custodian on a cluster) and return our documents (hetero.io.vasp parsers).
-
-INCAR layering (atomate2's pattern): atomate2 base set -> preset ``incar`` -> step updates ->
-system updates (2D/stack/asymmetric/magnetic/U) -> user overrides.
-- slabs / 2D: ISIF = 2 (never relax the vacuum axis), k mesh 1 along the vacuum axis;
-- stacks (``stacked``): IVDW = preset ``vdw_ivdw`` (12 = D3(BJ), 11 = D3 zero damping);
-- asymmetric slabs: LDIPOL = True, IDIPOL = 3, DIPOL = centre of mass (fractional);
-- V, Cu, ... present: ISPIN = 2 and MAGMOM per element;
-- oxides/fluorides with ``hubbard_u``: LDAU (Dudarev) for the listed elements;
-- bader/cdd: LCHARG + LAECHG; workfunction: LVHAR; dos: LORBIT = 11, NEDOS, ISMEAR = -5.
-No POTCARs are needed to write inputs: ``potcar_spec=True`` writes POTCAR.spec (symbols only).
+Folders, caching by task hash and typed results come from hetero.engines.base. What is hashed for
+each task (``translate``) is the complete INCAR the task will use plus its Gamma-centred k mesh:
+- the k mesh is the neutral resolved ``kpoints`` (one k-point along every vacuum axis);
+- relax: IBRION 2, ISIF 3 when the cell relaxes (``cell=True``) else ISIF 2 (slabs never relax vacuum);
+- dispersion d3bj -> IVDW 12, d3zero -> IVDW 11; dipole on -> LDIPOL, IDIPOL 3, DIPOL at the slab centre;
+- spin on -> ISPIN 2 + MAGMOM from the resolved moments; Hubbard U (Dudarev) on oxides/fluorides only;
+- static outputs: density -> LCHARG + LAECHG, potential -> LVHAR, dos -> LORBIT 11 + NEDOS; a CDD
+  fragment (static ``like=``) pins NGXF/NGYF/NGZF to the AB run's density grid;
+- VASP-only knobs (PREC, LREAL, LASPH, NELM, ALGO, ..., nedos) come from the preset's ``vasp:`` section.
+No POTCARs are needed to write inputs (POTCAR.spec holds the symbols); a real run needs them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import json
+import os
+import shlex
 import shutil
-from copy import deepcopy
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.engines.presets import available_presets as _available
-from hetero.engines.presets import PresetError, configs_dir, vacuum_axes  # noqa: F401 (re-exported)
-from hetero.engines.presets import load_preset as _load
-from hetero.schemas import settings_hash
+from hetero.engines.base import (
+    Capability,
+    Engine,
+    EngineRunError,
+    OutputValidationError,
+    atoms_dict,
+    fixed_indices,
+    structure_from_atoms_dict,
+)
+from hetero.engines.settings import ModelFacts, PresetError, Resolved, SettingsError, available_presets as _available
+from hetero.engines.settings import configs_dir, vacuum_axes  # noqa: F401 (re-exported)
 
-STEPS = ("relax", "static", "dos", "bader", "workfunction", "neb")
-HUBBARD_ANIONS = ("O", "F")
+HUBBARD_ANIONS = ("O", "F")  # U only for oxides/fluorides, as the Materials Project sets apply it
+IVDW = {"d3bj": 12, "d3zero": 11}  # VASP's IVDW codes: 12 = DFT-D3 Becke-Johnson, 11 = DFT-D3 zero damping
+XC_GGA = {"PBE": "PE", "PBESOL": "PS", "RPBE": "RP", "REVPBE": "RE"}
+LAUNCHERS = ("srun", "mpirun", "mpiexec", "ibrun", "aprun", "jsrun")
+
+# VASP-only settings under `vasp:` (lower case); upper-case keys there are extra INCAR tags
+VASP_KEYS = {
+    "nedos": "energy points of the DOS (NEDOS)",
+    "potcar_functional": "POTCAR set (pymatgen name, e.g. PBE_54)",
+    "potcars": "POTCAR per element when not atomate2's choice, e.g. {V: V_pv}",
+    "lreal_auto_min_atoms": "LREAL Auto in relax/NEB from this many atoms (else False; statics always False)",
+    "neb_iopt": "VTST optimiser (IOPT 1 LBFGS, 2 CG, 3 quick-min, 7 FIRE)",
+}
+# INCAR tags that a neutral setting decides: the error names it
+NEUTRAL_TAGS = {
+    "ENCUT": "cutoff_eV", "KSPACING": "kpoints_spacing_A", "SIGMA": "smearing_eV", "ISMEAR": "smearing_eV",
+    "ISPIN": "spin", "MAGMOM": "magmoms", "IVDW": "dispersion", "LDIPOL": "dipole", "IDIPOL": "dipole",
+    "DIPOL": "dipole", "LDAU": "hubbard_u", "LDAUU": "hubbard_u", "LDAUJ": "hubbard_u", "LDAUL": "hubbard_u",
+    "LDAUTYPE": "hubbard_u", "EDIFF": "scf_energy_eV", "EDIFFG": "fmax_eV_A", "NSW": "relax_steps",
+    "GGA": "xc", "METAGGA": "xc", "IMAGES": "neb_images", "SPRING": "neb_spring", "LCLIMB": "neb_climb",
+    "NEDOS": "vasp: {nedos: ...}",
+}
+# INCAR tags the task decides (kind, outputs, CDD grid): not settable
+TASK_TAGS = frozenset({"ISIF", "IBRION", "POTIM", "IOPT", "LCHARG", "LAECHG", "LVHAR", "LVTOT", "LORBIT", "ICHARG",
+                       "ISTART", "NGXF", "NGYF", "NGZF", "LELF", "LWAVE"})
+# machine settings: they change speed, not results, so they are not hashed (HPC profile / environment)
+PARALLEL_TAGS = frozenset({"NCORE", "NPAR", "KPAR", "NSIM", "LPLANE"})
+OUTPUT_FILES = ("vasprun.xml", "OUTCAR", "OSZICAR", "CONTCAR", "CHGCAR", "AECCAR0", "AECCAR1", "AECCAR2",
+                "LOCPOT", "DOSCAR", "PROCAR", "EIGENVAL", "IBZKPT", "XDATCAR", "PCDAT", "WAVECAR", "CHG",
+                "vasp.out", "std_err.txt", "REPORT")
+
+# per-call task options that base.Engine.relax/static/neb do not pass to translate (cell, outputs,
+# CDD grid, image count); set by the thin wrappers below for the duration of one call
+_TASK_OPTIONS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("vasp_task_options", default={})
+
+
+@contextlib.contextmanager
+def _task_options(**options: Any):
+    token = _TASK_OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _TASK_OPTIONS.reset(token)
 
 
 class VaspPresetError(PresetError):
     pass
 
 
+class PotcarMissingError(EngineRunError):
+    """A real VASP run without POTCAR files (only POTCAR.spec can be written)."""
+
+
+class InputsWritten(EngineRunError):
+    """Dry run: the task's inputs were written to ``folder``; nothing ran."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        super().__init__(f"{folder}: inputs written (dry run, VASP not started)")
+
+
 def available_presets() -> list[str]:
     return _available("vasp")
 
 
-def load_preset(name: str = "fast", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    preset = _load("vasp", name, overrides, VaspPresetError)
-    preset["name"] = name
-    return preset
-
-
-def incar_updates(structure: Structure, step: str, preset: dict[str, Any], *, stacked: bool = False,
-                  asymmetric: bool = False, user_incar: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The INCAR settings hetero adds on top of atomate2's base set for one structure and step."""
-    if step not in STEPS:
-        raise ValueError(f"unknown VASP step '{step}'; valid steps: {', '.join(STEPS)}")
-    inc: dict[str, Any] = dict(preset.get("incar", {}))
-    elements = {sp.symbol for sp in structure.species}
-    vac = vacuum_axes(structure)
-    if step == "relax":
-        inc.update(NSW=preset.get("relax_nsw", 99), IBRION=2, ISIF=2 if vac else 3, LAECHG=False, LVTOT=False)
-    else:
-        inc.update(NSW=0, IBRION=-1, LAECHG=False, LVTOT=False)
-    if step in ("static", "bader"):
-        inc.update(LCHARG=True, LAECHG=True)
-    if step == "workfunction":
-        inc.update(LVHAR=True, LCHARG=True)
-    if step == "dos":
-        inc.update(LORBIT=11, NEDOS=preset.get("dos_nedos", 2001), ISMEAR=-5, LCHARG=False)
-    if step == "neb":
-        inc.update(IMAGES=preset.get("neb_images", 5), SPRING=preset.get("neb_spring", -5.0), LCLIMB=True,
-                   IBRION=3, POTIM=0.1, ISIF=2, NSW=preset.get("relax_nsw", 99))
-    if stacked:
-        inc["IVDW"] = int(preset.get("vdw_ivdw", 12))
-    if asymmetric and 2 in vac:
-        com = structure.frac_coords.mean(axis=0)
-        inc.update(LDIPOL=True, IDIPOL=3, DIPOL=[float(x) for x in com])
-    magnetic = elements & set(preset.get("magnetic_elements", []))
-    if magnetic:
-        inc["ISPIN"] = 2
-        init = preset.get("magmom_init", {})
-        inc["MAGMOM"] = {el: float(init.get(el, 1.0)) if el in magnetic else 0.0 for el in sorted(elements)}
-    else:
-        inc["ISPIN"] = 1
-        inc["MAGMOM"] = {el: 0.0 for el in sorted(elements)}
-    u = {el: v for el, v in (preset.get("hubbard_u") or {}).items() if el in elements}
-    anions = [a for a in HUBBARD_ANIONS if a in elements]
-    if u and anions:
-        # pymatgen's nested form: {most electronegative element: {element: value}}
-        inc["LDAU"] = True
-        inc["LDAUTYPE"] = 2
-        inc["LDAUU"] = {a: dict(u) for a in anions}
-        inc["LDAUJ"] = {a: {el: 0.0 for el in u} for a in anions}
-        inc["LDAUL"] = {a: {el: 2 for el in u} for a in anions}
-        inc["LMAXMIX"] = 4
-    else:
-        inc["LDAU"] = False
-    inc.update(user_incar or {})
-    return {k: v for k, v in inc.items() if v is not None or k == "METAGGA"}
-
-
-def kpoint_settings(structure: Structure, step: str, preset: dict[str, Any]) -> dict[str, Any]:
-    kp = dict(preset.get("kpoints", {}))
-    if step == "dos" and preset.get("dos_reciprocal_density"):
-        kp["reciprocal_density"] = preset["dos_reciprocal_density"]
-    return kp
-
-
-def input_generator(structure: Structure, step: str, preset: str | dict = "fast", *, stacked: bool = False,
-                    asymmetric: bool = False, user_incar: dict[str, Any] | None = None,
-                    sort_structure: bool = True):
-    """An atomate2 input-set generator (RelaxSetGenerator for relax/neb, StaticSetGenerator otherwise).
-
-    ``sort_structure=False`` keeps the atom order of ``structure`` in the POSCAR (the engine contract
-    needs it: fixed atoms, ion indices and fragments are indices into the caller's structure)."""
-    from atomate2.vasp.sets.core import RelaxSetGenerator, StaticSetGenerator
-
-    p = load_preset(preset) if isinstance(preset, str) else preset
-    incar = incar_updates(structure, step, p, stacked=stacked, asymmetric=asymmetric, user_incar=user_incar)
-    cls = RelaxSetGenerator if step in ("relax", "neb") else StaticSetGenerator
-    # auto_ismear would override the preset's smearing from a previous band gap: keep ours explicit.
-    return cls(user_incar_settings=incar, user_kpoints_settings=kpoint_settings(structure, step, p),
-               auto_ismear=False, force_gamma=True, sort_structure=sort_structure)
-
-
-def write_inputs(structure: Structure, step: str, directory: str | Path, preset: str | dict = "fast",
-                 potcar_spec: bool = True, **kw) -> Path:
-    """Write INCAR/KPOINTS/POSCAR (+ POTCAR.spec, or POTCAR with ``potcar_spec=False``) to directory."""
-    gen = input_generator(structure, step, preset, **kw)
-    vis = gen.get_input_set(structure, potcar_spec=potcar_spec)
-    directory = Path(directory)
-    vis.write_input(str(directory))
-    return directory
-
-
-def write_neb_inputs(images: list[Structure], directory: str | Path, preset: str | dict = "fast",
-                     potcar_spec: bool = True, **kw) -> Path:
-    """CI-NEB folder: shared INCAR/KPOINTS/POTCAR(.spec) and 00..NN/POSCAR; IMAGES = len(images) - 2."""
-    p = load_preset(preset) if isinstance(preset, str) else deepcopy(preset)
-    p["neb_images"] = len(images) - 2
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "_set"
-    write_inputs(images[0], "neb", tmp, p, potcar_spec=potcar_spec, **kw)
-    for f in tmp.iterdir():
-        if f.name != "POSCAR":
-            shutil.move(str(f), directory / f.name)
-    shutil.rmtree(tmp)
-    for i, im in enumerate(images):
-        (directory / f"{i:02d}").mkdir(exist_ok=True)
-        im.to(filename=str(directory / f"{i:02d}" / "POSCAR"), fmt="poscar")
-    return directory
-
-
-def custodian_handlers(step: str = "relax") -> list:
-    """Custodian error handlers for a step (the atomate2 defaults, minus those that break NEB)."""
-    from custodian.vasp.handlers import (
-        FrozenJobErrorHandler,
-        MeshSymmetryErrorHandler,
-        NonConvergingErrorHandler,
-        PositiveEnergyErrorHandler,
-        PotimErrorHandler,
-        StdErrHandler,
-        UnconvergedErrorHandler,
-        VaspErrorHandler,
-    )
-
-    handlers = [VaspErrorHandler(), MeshSymmetryErrorHandler(), UnconvergedErrorHandler(),
-                NonConvergingErrorHandler(), PotimErrorHandler(), PositiveEnergyErrorHandler(),
-                FrozenJobErrorHandler(), StdErrHandler()]
-    if step == "neb":  # these read a single vasprun.xml/OSZICAR in the top folder
-        handlers = [h for h in handlers if not isinstance(h, (UnconvergedErrorHandler, PotimErrorHandler,
-                                                              PositiveEnergyErrorHandler, MeshSymmetryErrorHandler))]
-    return handlers
-
-
-def make_maker(structure: Structure, step: str, preset: str | dict = "fast", name: str | None = None, **kw):
-    """An atomate2 Maker (RelaxMaker or StaticMaker) wired to our generator and custodian handlers."""
-    from atomate2.vasp.jobs.core import RelaxMaker, StaticMaker
-
-    if step == "neb":
-        raise ValueError("NEB: write the folder with write_neb_inputs and run it with run_custodian")
-    gen = input_generator(structure, step, preset, **kw)
-    cls = RelaxMaker if step == "relax" else StaticMaker
-    return cls(name=name or f"hetero {step}", input_set_generator=gen,
-               run_vasp_kwargs={"handlers": custodian_handlers(step)})
-
-
-# ------------------------------------------------------------------------------------ engine contract
-# INCAR tags that belong to a static run's requested outputs; they are reset from ``outputs`` every time
-# (a CDD fragment inherits the AB run's settings but asks only for the density).
-OUTPUT_TAGS = ("LAECHG", "LVHAR", "LORBIT", "NEDOS", "NGXF", "NGYF", "NGZF")
-
-
 def _potcars_available() -> bool:
-    """True when pymatgen can write real POTCARs (PMG_VASP_PSP_DIR set); else we write POTCAR.spec."""
+    """True when pymatgen can write real POTCARs (PMG_VASP_PSP_DIR set)."""
     try:
         from pymatgen.core import SETTINGS
 
-        return bool(SETTINGS.get("PMG_VASP_PSP_DIR"))
+        return bool(os.environ.get("PMG_VASP_PSP_DIR") or SETTINGS.get("PMG_VASP_PSP_DIR"))
     except Exception:  # noqa: BLE001
         return False
 
 
-def _atoms_dict(structure: Structure, fixed: list[int] | None = None) -> dict[str, Any]:
-    """The GPAW engine's atoms dict (symbols, positions, cell, pbc, fixed): the hashed geometry."""
-    d = {
-        "symbols": [sp.symbol for sp in structure.species],
-        "positions": structure.cart_coords.tolist(),
-        "cell": structure.lattice.matrix.tolist(),
-        "pbc": [True, True, True],
-    }
-    if fixed is not None:
-        d["fixed"] = [int(i) for i in fixed]
-    return d
+def _plain_incar(incar) -> dict[str, Any]:
+    """An Incar as JSON-able python values (the hashed form)."""
+    out = {}
+    for k, v in dict(incar).items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, (list, tuple)):
+            v = [x.item() if isinstance(x, np.generic) else x for x in v]
+        out[k] = v
+    return out
 
 
-def _fixed_from_props(structure: Structure) -> list[int]:
-    sd = structure.site_properties.get("selective_dynamics")
-    if sd is None:
-        return []
-    return [i for i, flags in enumerate(sd) if not any(flags)]
-
-
-def _with_fixed(structure: Structure, fixed: list[int] | None) -> tuple[Structure, list[int]]:
-    """Copy of structure whose selective_dynamics marks ``fixed`` (or the existing flags) as F F F."""
-    s = structure.copy()
-    if fixed is None:
-        fixed = _fixed_from_props(structure)
+def _input_structure(structure: Structure, fixed: list[int] | None = None) -> Structure:
+    """Plain elements in the caller's order (no oxidation states or magmom site properties that would
+    override MAGMOM); ``fixed`` atoms get selective dynamics F F F."""
+    s = Structure(structure.lattice, [sp.symbol for sp in structure.species], structure.frac_coords)
     if fixed:
-        s.add_site_property("selective_dynamics", [[i not in set(fixed)] * 3 for i in range(len(s))])
-    elif "selective_dynamics" in s.site_properties:
-        s.remove_site_property("selective_dynamics")
-    return s, list(fixed)
+        fixed_set = set(fixed)
+        s.add_site_property("selective_dynamics", [[i not in fixed_set] * 3 for i in range(len(s))])
+    return s
+
+
+def slab_centre_frac(structure: Structure, axis: int = 2) -> float:
+    """Fractional coordinate of the slab's middle along ``axis`` (the slab may wrap across the cell
+    boundary): the middle of the atoms' extent measured from the end of the widest empty gap."""
+    f = np.sort(structure.frac_coords[:, axis] % 1.0)
+    gaps = np.diff(np.r_[f, f[0] + 1.0])
+    k = int(np.argmax(gaps))
+    start = f[(k + 1) % len(f)]
+    extent = 1.0 - gaps[k]
+    return float((start + extent / 2) % 1.0)
+
+
+def _neutral_incar(v: dict[str, Any], structure: Structure, native: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The INCAR tags that the neutral settings decide (before the task's own tags)."""
+    elements = sorted({sp.symbol for sp in structure.species})
+    xc = str(v["xc"]).upper().replace("-", "")
+    if xc not in XC_GGA:
+        raise SettingsError(f"setting 'xc' = {v['xc']!r} has no VASP translation here; valid: {', '.join(XC_GGA)}")
+    inc: dict[str, Any] = {
+        "GGA": XC_GGA[xc], "METAGGA": None, "ENCUT": float(v["cutoff_eV"]), "ISMEAR": 0,
+        "SIGMA": float(v["smearing_eV"]), "EDIFF": float(v["scf_energy_eV"]), "KSPACING": None,
+    }
+    if v["spin"] == "on":
+        moms = v.get("magmoms") or {}
+        inc["ISPIN"] = 2
+        inc["MAGMOM"] = {e: float(moms.get(e, 0.0)) for e in elements}
+    else:
+        inc["ISPIN"] = 1
+        inc["MAGMOM"] = {e: 0.0 for e in elements}
+    inc["IVDW"] = IVDW.get(v["dispersion"]) if v["dispersion"] != "off" else None
+    if v["dipole"] == "on":
+        inc.update(LDIPOL=True, IDIPOL=3, DIPOL=[0.5, 0.5, round(slab_centre_frac(structure), 6)])
+    else:
+        inc.update(LDIPOL=None, IDIPOL=None, DIPOL=None)
+    u = dict(v.get("hubbard_u") or {})
+    anions = [a for a in HUBBARD_ANIONS if a in elements]
+    if u and anions:
+        # pymatgen's nested form: {anion: {element: value}}; LDAUTYPE 2 = Dudarev (U_eff = U - J)
+        inc.update(LDAU=True, LDAUTYPE=2, LDAUU={a: dict(u) for a in anions},
+                   LDAUJ={a: {e: 0.0 for e in u} for a in anions}, LDAUL={a: {e: 2 for e in u} for a in anions})
+    else:
+        inc["LDAU"] = False
+    from pymatgen.core import Element
+
+    blocks = {Element(e).block for e in elements}
+    # CHGCAR keeps PAW one-centre occupancies up to LMAXMIX: 4 for d, 6 for f elements (VASP wiki LMAXMIX;
+    # needed for +U and for a non-SCF run reading the static's CHGCAR)
+    inc["LMAXMIX"] = 6 if "f" in blocks else 4 if "d" in blocks else None
+    if inc["LDAU"] and v["spin"] == "on":
+        inc["ALGO"] = "Normal"  # +U magnetic runs: the blocked Davidson is robust where Fast stalls (VASP wiki ALGO)
+    n_auto = int(native.get("lreal_auto_min_atoms", 30))
+    inc["LREAL"] = "Auto" if kind in ("relax", "neb") and len(structure) >= n_auto else False
+    return inc
+
+
+def _task_incar(kind: str, v: dict[str, Any], native: dict[str, Any], *, cell: bool = False,
+                outputs: tuple[str, ...] = (), gpts: list[int] | None = None, n_images: int | None = None) -> dict:
+    """INCAR tags decided by the task: its kind, the outputs it asks for, the CDD grid."""
+    inc: dict[str, Any] = {"LWAVE": False, "LELF": None, "LVTOT": None, "LMIXTAU": None}
+    if kind == "relax":
+        inc.update(NSW=int(v["relax_steps"]), IBRION=2, ISIF=3 if cell else 2, EDIFFG=-float(v["fmax_eV_A"]),
+                   LCHARG=False, LAECHG=None, LVHAR=None, LORBIT=None)
+    elif kind == "static":
+        want = set(outputs)
+        inc.update(NSW=0, IBRION=-1, ISIF=None, EDIFFG=None, LCHARG=True, LAECHG=True if "density" in want else None,
+                   LVHAR=True if "potential" in want else None, LORBIT=11 if "dos" in want else None,
+                   NEDOS=int(native.get("nedos", 2001)) if "dos" in want else None)
+        if gpts is not None:
+            # CHGCAR/AECCAR/LOCPOT are written on the FINE grid (NGXF x NGYF x NGZF): pinning it to the AB
+            # run's density grid puts the fragment densities on the same points; the coarse grid follows
+            # from the same cell, ENCUT and PREC
+            inc.update(NGXF=int(gpts[0]), NGYF=int(gpts[1]), NGZF=int(gpts[2]))
+    elif kind == "neb":
+        inc.update(NSW=int(v["neb_steps"]), ISIF=2, EDIFFG=-float(v["neb_fmax_eV_A"]), LCHARG=False, LAECHG=None,
+                   LVHAR=None, LORBIT=None, IMAGES=int(n_images or v["neb_images"]), SPRING=-float(v["neb_spring"]),
+                   # VTST: its own optimiser (IOPT) drives the band, so VASP's is off (IBRION 3, POTIM 0)
+                   IBRION=3, POTIM=0, IOPT=int(native.get("neb_iopt", 3)), LCLIMB=bool(v["neb_climb"]), ISYM=0,
+                   # accurate forces for the band: EDIFF <= 1e-6 (atomate2's NebSetGenerator)
+                   EDIFF=min(float(v["scf_energy_eV"]), 1e-6))
+    else:
+        raise ValueError(f"unknown VASP task kind '{kind}'; valid: relax, static, neb")
+    return inc
+
+
+def _generator(kind: str, user_incar: dict[str, Any], mesh: list[int], native: dict[str, Any]):
+    """atomate2's generator for the task kind, with our INCAR on top and an explicit Gamma-centred mesh.
+    sort_structure=False keeps the caller's atom order (fixed atoms, ion indices, fragments are indices)."""
+    from atomate2.vasp.sets.core import NebSetGenerator, RelaxSetGenerator, StaticSetGenerator
+    from pymatgen.io.vasp import Kpoints
+
+    cls = {"relax": RelaxSetGenerator, "static": StaticSetGenerator, "neb": NebSetGenerator}[kind]
+    kw: dict[str, Any] = dict(user_incar_settings=user_incar,
+                              user_kpoints_settings=Kpoints.gamma_automatic(tuple(int(k) for k in mesh)),
+                              sort_structure=False, auto_ismear=False)
+    if native.get("potcar_functional"):
+        kw["user_potcar_functional"] = native["potcar_functional"]
+    if native.get("potcars"):
+        kw["user_potcar_settings"] = dict(native["potcars"])
+    if kind == "neb":
+        kw["num_images"] = int(user_incar.get("IMAGES", 1))
+    return cls(**kw)
+
+
+def _parallel_tags() -> dict[str, Any]:
+    """NCORE/KPAR/... from HETERO_VASP_PARALLEL ("NCORE=4 KPAR=2", set by the HPC profile): not hashed."""
+    out: dict[str, Any] = {}
+    for item in os.environ.get("HETERO_VASP_PARALLEL", "").replace(",", " ").split():
+        key, _, val = item.partition("=")
+        key = key.strip().upper()
+        if key not in PARALLEL_TAGS or not val:
+            raise SettingsError(f"HETERO_VASP_PARALLEL: '{item}' is not TAG=value with TAG in {sorted(PARALLEL_TAGS)}")
+        out[key] = int(val) if val.lstrip("-").isdigit() else val
+    return out
+
+
+def write_input_folder(settings: dict[str, Any], structure: Structure, folder: Path, kind: str,
+                       fixed: list[int] | None = None) -> Path:
+    """Write INCAR (exactly ``settings['incar']`` + machine tags), KPOINTS, POSCAR and POTCAR (POTCAR.spec
+    without PMG_VASP_PSP_DIR) through atomate2's generator."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # the generator writes KPOINTS, POSCAR and POTCAR; per-site lists (MAGMOM, LDAUU, ...) of the complete
+    # INCAR are not generator input, and the INCAR is then written exactly as hashed
+    scalars = {k: v for k, v in settings["incar"].items() if not isinstance(v, list)}
+    gen = _generator(kind, scalars, settings["kpoints"], settings.get("native", {}))
+    vis = gen.get_input_set(_input_structure(structure, fixed), potcar_spec=not _potcars_available())
+    vis.write_input(str(folder))
+    from pymatgen.io.vasp import Incar
+
+    Incar({**settings["incar"], **_parallel_tags()}).write_file(str(folder / "INCAR"))
+    return folder
+
+
+@dataclass
+class VaspEngine(Engine):
+    """VASP through atomate2's input sets and custodian. The command is ``vasp_cmd`` or HETERO_VASP_CMD
+    (e.g. "srun -n 64 vasp_std"); ``polling_s`` is custodian's polling step (env HETERO_CUSTODIAN_POLL_S);
+    ``dry_run`` writes every task's inputs and raises InputsWritten instead of running."""
+
+    preset: str = "fast"
+    vasp_cmd: str = "vasp_std"
+    polling_s: float | None = None
+    dry_run: bool = False
+
+    name: ClassVar[str] = "vasp"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.ELF}
+
+    # ------------------------------------------------------------------ settings
+    def check_native(self, native: dict[str, Any]) -> None:
+        import pymatgen.io.vasp as pmg_vasp
+
+        known = set(json.loads((Path(pmg_vasp.__file__).parent / "incar_parameters.json").read_text()))
+        for key in native:
+            if key in VASP_KEYS:
+                continue
+            if key.isupper():
+                if key in NEUTRAL_TAGS:
+                    raise SettingsError(f"'vasp: {key}' is decided by the neutral setting '{NEUTRAL_TAGS[key]}': set that "
+                                        "instead (it works on every engine)")
+                if key in TASK_TAGS:
+                    raise SettingsError(f"'vasp: {key}' is set by hetero from the task (relax/static/neb, cell=, "
+                                        "outputs=); remove it")
+                if key in PARALLEL_TAGS:
+                    raise SettingsError(f"'vasp: {key}' is a machine setting: put it in HETERO_VASP_PARALLEL (the HPC "
+                                        "profile's vasp_parallel), where it does not change the task hash")
+                if key not in known:
+                    raise SettingsError(f"'vasp: {key}' is not an INCAR tag pymatgen knows; check the spelling")
+                continue
+            raise SettingsError(f"unknown VASP-only setting '{key}' under 'vasp:'; valid: {', '.join(sorted(VASP_KEYS))} "
+                                "or upper-case INCAR tags (neutral settings such as spin go at the top level)")
+
+    @property
+    def command(self) -> str:
+        return os.environ.get("HETERO_VASP_CMD") or self.vasp_cmd
+
+    @property
+    def potcar_functional(self) -> str:
+        return str(self.native.get("potcar_functional") or "PBE_54")
+
+    def translate(self, resolved: Resolved, structure: Structure, kind: str, **options: Any) -> dict[str, Any]:
+        """The complete INCAR of the task (atomate2's base set under ours) and its k mesh.
+        ``options``: cell (relax), outputs and gpts (static), n_images (neb)."""
+        opts = {**_TASK_OPTIONS.get(), **options}
+        v = resolved.values
+        u = dict(v.get("hubbard_u") or {})
+        if u and not any(sp.symbol in HUBBARD_ANIONS for sp in structure.species):
+            v["hubbard_u"] = {}
+            resolved.sources["hubbard_u"] = "model: not an oxide or fluoride (U only on oxides/fluorides, as the MP sets)"
+        user = _neutral_incar(v, structure, self.native, kind)
+        user.update(_task_incar(kind, v, self.native, cell=bool(opts.get("cell")), outputs=tuple(opts.get("outputs", ())),
+                                gpts=opts.get("gpts"), n_images=opts.get("n_images")))
+        user.update({k: val for k, val in self.native.items() if k.isupper()})  # the named escape hatch, last
+        mesh = [int(k) for k in v["kpoints"]]
+        native = {k: self.native[k] for k in ("potcar_functional", "potcars") if self.native.get(k)}
+        gen = _generator(kind, user, mesh, native)
+        vis = gen.get_input_set(_input_structure(structure), potcar_spec=True)
+        return {"incar": _plain_incar(vis.incar), "kpoints": mesh, "potcar": gen.potcar_symbols,
+                "potcar_functional": gen.potcar_functional, "native": native}
+
+    # ------------------------------------------------------------------ the contract (see base.Engine)
+    def relax(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None, cell: bool = False):
+        with _task_options(cell=bool(cell)):
+            return super().relax(structure, base_dir, facts, cell=cell)
+
+    def static(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None,
+               outputs: tuple[str, ...] = (), like=None, spin: str | None = None):
+        gpts = None
+        if like is not None:
+            from hetero.schemas import CalcResult
+
+            like_r = like if isinstance(like, CalcResult) else CalcResult.model_validate(like)
+            gpts = like_r.outputs.gpts if like_r.outputs else None
+        with _task_options(outputs=tuple(sorted(outputs)), gpts=gpts):
+            return super().static(structure, base_dir, facts, outputs=outputs, like=like, spin=spin)
+
+    def neb(self, images: list[Structure], endpoint_energies: list[float], base_dir: str | Path,
+            facts: ModelFacts | None = None, neb: dict[str, Any] | None = None):
+        with _task_options(n_images=len(images) - 2):
+            return super().neb(images, endpoint_energies, base_dir, facts, neb=neb)
+
+    # ------------------------------------------------------------------ running
+    def before_run(self, task: dict, structure: Structure) -> None:
+        if self.dry_run:
+            return
+        self.check_potcars(task["settings"])
+        self.check_command()
+
+    def check_potcars(self, settings: dict[str, Any]) -> None:
+        """A real run needs POTCARs: refuse with the variable and functional to set (POTCAR.spec is not enough)."""
+        symbols = settings.get("potcar", [])
+        functional = settings.get("potcar_functional", self.potcar_functional)
+        if os.environ.get("HETERO_VASP_ALLOW_POTCAR_SPEC"):  # mocked VASP in tests
+            return
+        if not _potcars_available():
+            raise PotcarMissingError(
+                f"VASP needs POTCAR files ({', '.join(symbols)}; functional {functional}) and PMG_VASP_PSP_DIR is not set: "
+                "export PMG_VASP_PSP_DIR=/path/to/psp (the folder holding POT_GGA_PAW_PBE_54/...; or `pmg config "
+                "--add PMG_VASP_PSP_DIR /path`). `hetero run --dry-run` writes the inputs (POTCAR.spec) without them")
+        from pymatgen.io.vasp import Potcar
+
+        try:
+            Potcar(symbols, functional=functional)
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises several types for a missing file
+            raise PotcarMissingError(f"POTCARs {symbols} (functional {functional}) not found under PMG_VASP_PSP_DIR="
+                                     f"{os.environ.get('PMG_VASP_PSP_DIR', '(pymatgen settings)')}: {exc}") from exc
+
+    def check_command(self) -> None:
+        cmd = shlex.split(self.command)
+        exe = [cmd[0]] + ([cmd[-1]] if Path(cmd[0]).name in LAUNCHERS and len(cmd) > 1 else [])
+        for e in exe:
+            if shutil.which(e) is None:
+                raise EngineRunError(f"VASP executable '{e}' (command '{self.command}') not found: set HETERO_VASP_CMD "
+                                     "(e.g. 'srun vasp_std') or vasp_cmd; `hetero run --dry-run` writes the inputs only")
+
+    def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
+        kind = task["kind"]
+        if kind == "neb":
+            return self._compute_neb(task, folder)
+        t0 = time.time()
+        fixed = task.get("fixed") or []
+        ran = False
+        if not _complete_vasprun(folder):
+            write_input_folder(task["settings"], structure, folder, kind, fixed if kind == "relax" else None)
+            if self.dry_run:
+                raise InputsWritten(folder)
+            self.run_custodian(folder, kind)
+            ran = True
+        out = convert_calc(folder, task, structure)
+        out.update(wall_s=time.time() - t0 if ran else None, cores=None)
+        return out
+
+    def _compute_neb(self, task: dict, folder: Path) -> dict[str, Any]:
+        images = [structure_from_atoms_dict(a) for a in task["images"]]
+        t0 = time.time()
+        n = len(images) - 2
+        ran = False
+        if not any(_find_out(folder / f"{i:02d}", "OUTCAR") for i in range(1, n + 1)):
+            write_neb_folder(task["settings"], images, folder, task.get("fixed") or [])
+            if self.dry_run:
+                raise InputsWritten(folder)
+            self.run_custodian(folder, "neb")
+            ran = True
+        out = convert_neb(folder, images, task["endpoint_energies_eV"])
+        out.update(wall_s=time.time() - t0 if ran else None, cores=None)
+        return out
+
+    def run_custodian(self, folder: str | Path, kind: str = "relax", max_errors: int = 5) -> None:
+        """VASP under custodian with atomate2's handlers and validators; failures name the folder."""
+        from custodian import Custodian
+        from custodian.vasp.jobs import VaspJob, VaspNEBJob
+
+        folder = Path(folder)
+        cmd = shlex.split(self.command)
+        poll = self.polling_s if self.polling_s is not None else float(os.environ.get("HETERO_CUSTODIAN_POLL_S", 10))
+        has_potcar = (folder / "POTCAR").exists()
+        if kind == "neb":
+            job = VaspNEBJob(cmd, output_file="vasp.out", stderr_file="std_err.txt", auto_npar=False, backup=has_potcar,
+                             auto_gamma=False)
+        else:
+            job = VaspJob(cmd, output_file="vasp.out", stderr_file="std_err.txt", auto_npar=False, backup=has_potcar,
+                          auto_gamma=False)
+        c = Custodian(custodian_handlers(kind), [job], validators=custodian_validators(kind), max_errors=max_errors,
+                      polling_time_step=poll, monitor_freq=max(1, int(30 / max(poll, 1e-3))), directory=str(folder))
+        try:
+            c.run()
+        except Exception as exc:  # noqa: BLE001 - custodian raises its own error types
+            tail = ""
+            log = folder / "vasp.out"
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise EngineRunError(f"VASP in {folder} failed under custodian ({type(exc).__name__}: {exc}); "
+                                 f"last lines of vasp.out:\n{tail}") from exc
+
+
+# ---------------------------------------------------------------------------------- custodian
+def custodian_handlers(kind: str = "relax") -> list:
+    """atomate2's DEFAULT_HANDLERS (+ WalltimeHandler, inactive without a known walltime); for NEB without
+    those that read a single vasprun.xml/OSZICAR in the top folder."""
+    from atomate2.vasp.run import DEFAULT_HANDLERS
+    from custodian.vasp.handlers import (
+        MeshSymmetryErrorHandler,
+        PositiveEnergyErrorHandler,
+        PotimErrorHandler,
+        UnconvergedErrorHandler,
+        WalltimeHandler,
+    )
+
+    handlers = list(DEFAULT_HANDLERS)
+    if kind == "neb":
+        drop = (UnconvergedErrorHandler, PotimErrorHandler, PositiveEnergyErrorHandler, MeshSymmetryErrorHandler)
+        handlers = [h for h in handlers if not isinstance(h, drop)]
+    return [*handlers, WalltimeHandler()]
+
+
+def custodian_validators(kind: str = "relax") -> list:
+    """A run without a readable vasprun.xml or without CONTCAR/OSZICAR/OUTCAR is a failure (atomate2's set)."""
+    if kind == "neb":
+        from atomate2.vasp.run import VaspNebFilesValidator
+
+        return [VaspNebFilesValidator()]
+    from custodian.vasp.validators import VaspFilesValidator, VasprunXMLValidator
+
+    return [VasprunXMLValidator(), VaspFilesValidator()]
+
+
+# ---------------------------------------------------------------------------------- outputs
+def _find_out(folder: Path, name: str) -> Path | None:
+    from hetero.io.vasp import _find
+
+    return _find(Path(folder), name) if Path(folder).is_dir() else None
+
+
+def _complete_vasprun(folder: Path) -> bool:
+    from hetero.io.vasp import OutputParseError, check_vasprun
+
+    p = _find_out(folder, "vasprun.xml")
+    if p is None:
+        return False
+    try:
+        check_vasprun(p)
+    except OutputParseError:
+        return False
+    return True
 
 
 def _vasprun_valence(path: Path) -> list[float] | None:
@@ -275,25 +543,17 @@ def valence_per_atom(folder: Path, symbols: list[str], vasprun_path: Path | None
         val = _vasprun_valence(vasprun_path)
         if val is not None and len(val) == len(symbols):
             return val, "vasprun.xml"
-    oc = _find(folder, "OUTCAR")
+    oc = _outcar_for(folder, symbols)
     if oc is not None:
-        from pymatgen.io.vasp import Outcar
-
-        try:
-            o = Outcar(str(oc))
-            o.read_pseudo_zval()
-            zval = {str(k): float(v) for k, v in o.zval_dict.items()}
-            if set(symbols) <= set(zval):
-                return [zval[s] for s in symbols], "OUTCAR"
-        except Exception:  # noqa: BLE001
-            pass
+        zval = {str(k): float(v) for k, v in oc.zval_dict.items()}
+        return [zval[s] for s in symbols], "OUTCAR"
     raise OutputParseError(folder / "POTCAR", f"no valence (ZVAL) for {sorted(set(symbols))}: need POTCAR, "
                                               "vasprun.xml atominfo or a matching OUTCAR")
 
 
 def _outcar_for(folder: Path, symbols: list[str]):
     """OUTCAR of this run, or None when absent, truncated, or written for other elements."""
-    from hetero.io.vasp import OutputParseError, _find, load_outcar
+    from hetero.io.vasp import _find, load_outcar
 
     p = _find(folder, "OUTCAR")
     if p is None:
@@ -304,16 +564,16 @@ def _outcar_for(folder: Path, symbols: list[str]):
         if not set(symbols) <= {str(k) for k in oc.zval_dict}:
             return None
         return oc
-    except (OutputParseError, Exception):  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - truncated, corrupt or another code's OUTCAR: not this run's
         return None
 
 
-def _dos_arrays(vr, vr_path: Path, n_atoms: int) -> tuple[dict[str, np.ndarray], bool]:
-    """GPAW-shaped DOS arrays from vasprun.xml: energies relative to E_F, total (spin summed),
-    per_atom (n_atoms x n_E, orbitals and spins summed; NaN when VASP wrote no projections)."""
+def dos_arrays(vr, vr_path: Path, n_atoms: int) -> tuple[dict[str, np.ndarray], bool]:
+    """DOS arrays from vasprun.xml: energies relative to VASP's E-fermi, total (spin summed), per_atom
+    (n_atoms x n_E, orbitals and spins summed; NaN when VASP wrote no projections)."""
     from hetero.io.vasp import OutputParseError
 
-    cdos = vr.complete_dos if vr.complete_dos is not None else None
+    cdos = vr.complete_dos
     tdos = cdos if cdos is not None else vr.tdos
     if tdos is None or vr.efermi is None:
         raise OutputParseError(vr_path, "no DOS / Fermi level in vasprun.xml")
@@ -331,355 +591,221 @@ def _dos_arrays(vr, vr_path: Path, n_atoms: int) -> tuple[dict[str, np.ndarray],
     return {"energies": energies, "total": total, "per_atom": per_atom}, projected
 
 
-def _dos_reference(vr) -> tuple[float, str]:
-    """Zero of the DOS energies. GPAW's Fermi level of a gapped system lies inside the gap; VASP's
-    E-fermi sits at the valence-band edge, where the smeared DOS is not zero, so a DOS reduction would
-    call an insulator a metal. For a gapped run (eigenvalue gap > 0.1 eV, E-fermi between VBM and CBM)
-    the zero is therefore mid-gap; otherwise VASP's E-fermi. ``fermi_eV`` stays VASP's E-fermi."""
-    ef = float(vr.efermi)
-    try:
-        gap, cbm, vbm, _ = vr.eigenvalue_band_properties
-        gap, cbm, vbm = float(gap), float(cbm), float(vbm)
-    except Exception:  # noqa: BLE001 - no eigenvalues
-        return ef, "E-fermi"
-    if gap > 0.1 and vbm - 0.05 <= ef <= cbm + 0.05:
-        return 0.5 * (vbm + cbm), f"mid-gap (VBM {vbm:.4f}, CBM {cbm:.4f}; VASP E-fermi {ef:.4f})"
-    return ef, "E-fermi"
+def electrons_below_fermi(energies_rel: np.ndarray, total: np.ndarray) -> float:
+    """Total DOS integrated over every band up to E_F (energies relative to E_F)."""
+    occ = energies_rel <= 0
+    return float(np.trapezoid(total[occ], energies_rel[occ])) if occ.sum() > 1 else 0.0
 
 
-@dataclass
-class VaspEngine:
-    """Writes inputs, runs VASP under custodian and converts the outputs into the GPAW engine's result.
+def convert_calc(folder: Path, task: dict, structure: Structure) -> dict[str, Any]:
+    """VASP outputs of a relax/static folder -> the shared result dict (+ density.npz, dos.npz).
+    Non-finite energies or forces are passed on as NaN so the base class refuses them."""
+    from hetero.io.vasp import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
 
-    ``relax``/``static``/``neb`` honour the engine contract of ``hetero.engines.gpaw.GpawEngine``: every
-    run has its own folder ``<base_dir>/<kind>-<task hash>``; a folder with ``result.json`` is reused;
-    ``result.json`` holds the same keys as the GPAW worker's (energy_eV, fermi_eV, forces_max_eV_A,
-    atoms, valence, core_electrons, gpts, planar_potential_eV, dos_fermi_eV, files, ...) and the files
-    the same arrays (density.npz: pseudo/all_electron in e/A^3; dos.npz: energies rel. to E_F, total,
-    per_atom). The VASP command is ``vasp_cmd``, or the environment variable HETERO_VASP_CMD.
-    """
+    folder = Path(folder)
+    vr_path = _find(folder, "vasprun.xml")
+    if vr_path is None:
+        raise OutputParseError(folder / "vasprun.xml", "VASP finished without vasprun.xml")
+    want = set(task.get("outputs", []))
+    relax = task["kind"] == "relax"
+    vr = load_vasprun(vr_path, parse_dos=True)  # E_F lives in the DOS block
+    final = vr.final_structure
+    symbols = [sp.symbol for sp in final.species]
+    if symbols != [sp.symbol for sp in structure.species]:
+        raise OutputParseError(vr_path, f"outputs are for {final.composition.formula} in the order {symbols}, "
+                                        f"not the input {[sp.symbol for sp in structure.species]}")
+    last = vr.ionic_steps[-1]
+    forces = np.asarray(last.get("forces", []), dtype=float)
+    fixed = task.get("fixed") or []
+    if fixed and forces.size:
+        forces[fixed] = 0.0  # as ASE's FixAtoms reports them
+    if forces.size:
+        fmax = float(np.linalg.norm(forces, axis=1).max()) if np.all(np.isfinite(forces)) else float("nan")
+    else:
+        fmax = None
+    energy = vr.final_energy
+    out: dict[str, Any] = {
+        "energy_eV": float(energy) if energy is not None else float("nan"),
+        "fermi_eV": float(vr.efermi) if vr.efermi is not None else None,
+        "forces_max_eV_A": fmax,
+        "converged": bool(vr.converged_electronic and (vr.converged_ionic if relax else True)),
+        "atoms": atoms_dict(final),
+        "files": {"log": "OUTCAR" if _find(folder, "OUTCAR") else vr_path.name, "vasprun": vr_path.name},
+        "n_scf": len(last.get("electronic_steps", [])) or None,
+        "engine_version": str(getattr(vr, "vasp_version", "") or ""),
+    }
+    oc = _outcar_for(folder, symbols)
+    out["magmom_total"] = (float(oc.total_mag) if oc is not None and oc.total_mag is not None
+                           else (0.0 if int(vr.parameters.get("ISPIN", 1)) == 1 else None))
+    if relax:
+        out["n_ionic_steps"] = len(vr.ionic_steps)
+        if _find(folder, "CONTCAR"):
+            out["files"]["structure"] = "CONTCAR"
+        return out
+    # static: grids, valence, requested outputs
+    valence, source = valence_per_atom(folder, symbols, vr_path)
+    out["valence"] = valence
+    out["valence_source"] = source
+    out["core_electrons"] = [float(sp.Z) - v for sp, v in zip(final.species, valence)]
+    ng = [vr.parameters.get(k) for k in ("NGXF", "NGYF", "NGZF")]
+    out["gpts"] = [int(x) for x in ng] if all(ng) else None
+    if "density" in want:
+        chg_p = _find(folder, "CHGCAR")
+        if chg_p is None:
+            raise OutputParseError(folder / "CHGCAR", "density requested (LCHARG) but VASP wrote no CHGCAR")
+        chg = read_chgcar(chg_p)
+        if [sp.symbol for sp in chg.structure.species] != symbols:
+            raise OutputParseError(chg_p, "CHGCAR is for another structure than vasprun.xml")
+        vol = chg.structure.volume
+        pseudo = np.asarray(chg.data["total"], dtype=float) / vol  # VASP stores rho * V_cell
+        out["gpts"] = [int(x) for x in pseudo.shape]
+        arrays = {"pseudo": pseudo, "cell": final.lattice.matrix}
+        a0, a2 = _find(folder, "AECCAR0"), _find(folder, "AECCAR2")
+        if a0 is None or a2 is None:
+            raise OutputParseError(folder / "AECCAR0", "density requested (LAECHG) but AECCAR0/AECCAR2 missing")
+        c0, c2 = read_chgcar(a0), read_chgcar(a2)
+        if c0.data["total"].shape != c2.data["total"].shape:
+            raise OutputParseError(a2, "AECCAR0 and AECCAR2 are on different grids")
+        arrays["all_electron"] = (np.asarray(c0.data["total"]) + np.asarray(c2.data["total"])) / vol
+        np.savez_compressed(folder / "density.npz", **arrays)
+        out["files"]["density"] = "density.npz"
+        out["files"]["chgcar"] = chg_p.name
+    if "potential" in want:
+        lp = _find(folder, "LOCPOT")
+        if lp is None:
+            raise OutputParseError(folder / "LOCPOT", "potential requested (LVHAR) but VASP wrote no LOCPOT")
+        from pymatgen.io.vasp import Locpot
 
-    preset: str = "fast"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    vasp_cmd: str = "vasp_std"
-    name: str = "vasp"
-    polling_s: float | None = None  # custodian's polling step (default 10 s; env HETERO_CUSTODIAN_POLL_S)
-
-    def __post_init__(self) -> None:
-        self.settings = load_preset(self.preset, self.overrides)
-
-    @property
-    def command(self) -> str:
-        import os
-
-        return os.environ.get("HETERO_VASP_CMD") or self.vasp_cmd
-
-    def settings_for(self, structure: Structure, step: str, **kw) -> dict[str, Any]:
-        return {"preset": self.preset, "step": step,
-                "incar": incar_updates(structure, step, self.settings, **kw),
-                "kpoints": kpoint_settings(structure, step, self.settings)}
-
-    # ---------------------------------------------------------------- contract: relax / static / neb
-    def relax(self, structure: Structure, base_dir: str | Path, fixed: list[int] | None = None,
-              asymmetric_slab: bool = False, stacked: bool = False, **kw) -> dict:
-        """Relax (ISIF 2 for slabs, 3 for bulk); fixed atoms get selective dynamics F F F."""
-        s, fixed = _with_fixed(structure, fixed)
-        settings = self.settings_for(s, "relax", stacked=stacked, asymmetric=asymmetric_slab)
-        task = {"kind": "relax", "settings": settings, "atoms": _atoms_dict(s, fixed)}
-        return self._run(task, base_dir, s, fixed=fixed)
-
-    def static(self, structure: Structure, base_dir: str | Path,
-               outputs: tuple[str, ...] = ("density", "potential", "dos"), gpts: list[int] | None = None,
-               settings_override: dict[str, Any] | None = None, asymmetric_slab: bool = False,
-               stacked: bool = False, **kw) -> dict:
-        """SCF at fixed geometry; ``outputs`` picks LCHARG+LAECHG (density), LVHAR (potential),
-        LORBIT=11 + NEDOS (dos). ``gpts`` pins the CHGCAR grid (see below)."""
-        s, _ = _with_fixed(structure, [])
-        if settings_override:
-            settings = deepcopy(dict(settings_override))
-            settings["incar"] = dict(settings.get("incar", {}))
-            spin = settings.pop("spinpol", None)  # the CDD maker's fragment flag (GPAW's name)
-            if spin and int(settings["incar"].get("ISPIN", 1)) != 2:
-                settings["incar"]["ISPIN"] = 2
-                settings["incar"]["MAGMOM"] = {sp.symbol: 1.0 for sp in s.composition}
-        else:
-            settings = self.settings_for(s, "static", stacked=stacked, asymmetric=asymmetric_slab)
-        settings["step"] = "static"
-        inc = settings["incar"]
-        for tag in OUTPUT_TAGS:
-            inc.pop(tag, None)
-        want = set(outputs)
-        inc["LCHARG"] = True
-        inc["LAECHG"] = "density" in want
-        if "potential" in want:
-            inc["LVHAR"] = True
-        if "dos" in want:
-            inc.update(LORBIT=11, NEDOS=int(self.settings.get("dos_nedos", 2001)))
-            smear = int(inc.get("ISMEAR", 1))
-            settings["dos_width_eV"] = 0.0 if smear == -5 else float(inc.get("SIGMA", 0.2))
-        if gpts is not None:
-            # CHGCAR/AECCAR/LOCPOT are written on VASP's FINE grid (NGXF x NGYF x NGZF), so pinning
-            # NGXF/NGYF/NGZF to the AB run's CHGCAR shape puts the fragment densities on AB's grid.
-            # NGX/NGY/NGZ (the wavefunction grid) are left to VASP: same cell + ENCUT + PREC give the
-            # same coarse grid as the AB run.
-            inc.update(NGXF=int(gpts[0]), NGYF=int(gpts[1]), NGZF=int(gpts[2]))
-        task = {"kind": "static", "settings": settings, "atoms": _atoms_dict(s), "outputs": sorted(want),
-                "gpts": list(gpts) if gpts is not None else None}
-        return self._run(task, base_dir, s)
-
-    def neb(self, images: list[Structure], endpoint_energies: list[float], base_dir: str | Path,
-            asymmetric_slab: bool = False, stacked: bool = False, **kw) -> dict:
-        """CI-NEB in one VASP run (IMAGES = len(images) - 2); endpoints' energies are given, not run."""
-        settings = self.settings_for(images[0], "neb", stacked=stacked, asymmetric=asymmetric_slab)
-        settings["incar"]["IMAGES"] = len(images) - 2
-        task = {"kind": "neb", "settings": settings,
-                "images": [_atoms_dict(im, _fixed_from_props(im)) for im in images],
-                "endpoint_energies_eV": [float(e) for e in endpoint_energies]}
-        folder = Path(base_dir) / f"neb-{settings_hash(task)}"
-        result = self._cached(folder)
-        if result is None:
-            if not (folder / "INCAR").exists():
-                write_neb_inputs(images, folder, self._preset_with(settings, images[0]),
-                                 potcar_spec=not _potcars_available(), stacked=stacked,
-                                 asymmetric=asymmetric_slab, user_incar=settings["incar"], sort_structure=False)
-            wall = self._execute(folder, "neb", outputs_in=[folder / f"{len(images) - 2:02d}"])
-            result = self._convert_neb(folder, images, endpoint_energies, wall)
-        return self._finish(result, folder, task)
-
-    # ---------------------------------------------------------------- machinery
-    def _preset_with(self, settings: dict[str, Any], structure: Structure) -> dict[str, Any]:
-        p = deepcopy(self.settings)
-        p["kpoints"] = dict(settings.get("kpoints", {}))
-        p.pop("dos_reciprocal_density", None)  # the task's kpoints are final
-        return p
-
-    @staticmethod
-    def _cached(folder: Path) -> dict | None:
-        import json
-
-        done = folder / "result.json"
-        if done.exists():
-            result = json.loads(done.read_text())
-            result["cached"] = True
-            return result
-        return None
-
-    def _finish(self, result: dict, folder: Path, task: dict) -> dict:
-        result["run_dir"] = str(folder)
-        result["settings"] = task["settings"]
-        result["settings_hash"] = settings_hash(task["settings"])
-        result["task_hash"] = folder.name.split("-", 1)[1]
-        return result
-
-    def _write_result(self, folder: Path, result: dict) -> None:
-        import json
-
-        tmp = folder / "result.json.tmp"
-        tmp.write_text(json.dumps(result))
-        tmp.replace(folder / "result.json")
-
-    def _execute(self, folder: Path, step: str, outputs_in: list[Path] | None = None) -> float | None:
-        """Run VASP unless the folder already holds its outputs (a finished run, e.g. from a cluster)."""
-        import time
-
-        places = outputs_in or [folder]
-        if any((p / n).exists() for p in places for n in ("vasprun.xml", "OUTCAR")):
-            return None
-        t0 = time.time()
-        self.run_custodian(folder, step)
-        return time.time() - t0
-
-    def _run(self, task: dict, base_dir: str | Path, structure: Structure, fixed: list[int] | None = None) -> dict:
-        folder = Path(base_dir) / f"{task['kind']}-{settings_hash(task)}"
-        result = self._cached(folder)
-        if result is None:
-            if not (folder / "INCAR").exists():
-                self._write_inputs(structure, task, folder)
-            wall = self._execute(folder, task["kind"])
-            result = self._convert(folder, task, structure, fixed or [], wall)
-        return self._finish(result, folder, task)
-
-    def _write_inputs(self, structure: Structure, task: dict, folder: Path) -> None:
-        step = "relax" if task["kind"] == "relax" else "static"
-        settings = task["settings"]
-        # the task's INCAR is complete: it goes in as user settings, on top of atomate2's base set
-        gen = input_generator(structure, step, self._preset_with(settings, structure),
-                              user_incar=settings["incar"], sort_structure=False)
-        if step == "static":  # keep exactly the task's output tags (the base set may add its own)
-            extra = {t: None for t in OUTPUT_TAGS if t not in settings["incar"]}
-            gen.user_incar_settings = {**gen.user_incar_settings, **extra}
-        vis = gen.get_input_set(structure, potcar_spec=not _potcars_available())
-        vis.write_input(str(folder))
-
-    def _convert(self, folder: Path, task: dict, structure: Structure, fixed: list[int],
-                 wall: float | None) -> dict:
-        """VASP outputs of a relax/static folder -> GPAW-shaped result dict (+ density.npz, dos.npz)."""
-        from hetero.io.vasp import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
-
-        vr_path = _find(folder, "vasprun.xml")
-        if vr_path is None:
-            raise OutputParseError(folder / "vasprun.xml", "VASP finished without vasprun.xml")
-        want = set(task.get("outputs", []))
-        vr = load_vasprun(vr_path, parse_dos=True)  # E_F lives in the DOS block
-        final = vr.final_structure
-        symbols = [sp.symbol for sp in final.species]
-        if symbols != [sp.symbol for sp in structure.species]:
-            raise OutputParseError(vr_path, f"outputs are for {final.composition.formula} in the order {symbols}, "
-                                            f"not the input {[sp.symbol for sp in structure.species]}")
-        last = vr.ionic_steps[-1]
-        forces = np.asarray(last.get("forces", []), dtype=float)
-        if fixed and forces.size:
-            forces[fixed] = 0.0  # as ASE's FixAtoms reports them
-        if forces.size and not np.all(np.isfinite(forces)):
-            forces = np.empty((0, 3))  # VASP writes NaN forces for some runs (e.g. hybrid band runs): unknown
-        relax = task["kind"] == "relax"
-        out: dict[str, Any] = {
-            "energy_eV": float(vr.final_energy),
-            "fermi_eV": float(vr.efermi) if vr.efermi is not None else None,
-            "forces_max_eV_A": float(np.linalg.norm(forces, axis=1).max()) if forces.size else None,
-            "converged": bool(vr.converged_electronic and (vr.converged_ionic if relax else True)),
-            "atoms": _atoms_dict(final),
-            "files": {"log": "OUTCAR" if _find(folder, "OUTCAR") else vr_path.name, "vasprun": vr_path.name},
-            "n_scf": len(last.get("electronic_steps", [])) or None,
-            "engine_version": str(getattr(vr, "vasp_version", "") or ""),
-            "wall_s": wall,
-            "cores": None,
-        }
-        oc = _outcar_for(folder, symbols)
-        out["magmom_total"] = (float(oc.total_mag) if oc is not None and oc.total_mag is not None
-                               else (0.0 if int(vr.parameters.get("ISPIN", 1)) == 1 else None))
-        if relax:
-            out["n_ionic_steps"] = len(vr.ionic_steps)
-            if _find(folder, "CONTCAR"):
-                out["files"]["structure"] = "CONTCAR"
-            return self._save(folder, out)
-        # static: grids, valence, requested outputs
-        valence, source = valence_per_atom(folder, symbols, vr_path)
-        out["valence"] = valence
-        out["valence_source"] = source
-        out["core_electrons"] = [float(sp.Z) - v for sp, v in zip(final.species, valence)]
-        ng = [vr.parameters.get(k) for k in ("NGXF", "NGYF", "NGZF")]
-        out["gpts"] = [int(x) for x in ng] if all(ng) else None
-        vol = final.volume
-        if "density" in want:
-            chg_p = _find(folder, "CHGCAR")
-            if chg_p is None:
-                raise OutputParseError(folder / "CHGCAR", "density requested (LCHARG) but VASP wrote no CHGCAR")
-            chg = read_chgcar(chg_p)
-            if [sp.symbol for sp in chg.structure.species] != symbols:
-                raise OutputParseError(chg_p, "CHGCAR is for another structure than vasprun.xml")
-            vol = chg.structure.volume
-            pseudo = np.asarray(chg.data["total"], dtype=float) / vol  # VASP stores rho * V_cell
-            out["gpts"] = [int(x) for x in pseudo.shape]
-            arrays = {"pseudo": pseudo, "cell": final.lattice.matrix}
-            a0, a2 = _find(folder, "AECCAR0"), _find(folder, "AECCAR2")
-            if a0 is not None and a2 is not None:
-                c0, c2 = read_chgcar(a0), read_chgcar(a2)
-                if c0.data["total"].shape != c2.data["total"].shape:
-                    raise OutputParseError(a2, "AECCAR0 and AECCAR2 are on different grids")
-                arrays["all_electron"] = (np.asarray(c0.data["total"]) + np.asarray(c2.data["total"])) / vol
-            else:
-                raise OutputParseError(folder / "AECCAR0", "density requested (LAECHG) but AECCAR0/AECCAR2 missing")
-            np.savez_compressed(folder / "density.npz", **arrays)
-            out["files"]["density"] = "density.npz"
-        if "potential" in want:
-            lp = _find(folder, "LOCPOT")
-            if lp is None:
-                raise OutputParseError(folder / "LOCPOT", "potential requested (LVHAR) but VASP wrote no LOCPOT")
-            from pymatgen.io.vasp import Locpot
-
-            check_volumetric(lp)
-            try:
-                loc = Locpot.from_file(str(lp))
-            except Exception as exc:  # noqa: BLE001
-                raise OutputParseError(lp, f"corrupt LOCPOT ({exc})") from exc
-            out["planar_potential_eV"] = [float(x) for x in loc.get_average_along_axis(2)]
-        if "dos" in want:
-            arrays, projected = _dos_arrays(vr, vr_path, len(final))
-            ref_e, how = _dos_reference(vr)
-            arrays["energies"] = arrays["energies"] + float(vr.efermi) - ref_e
-            np.savez_compressed(folder / "dos.npz", **arrays)
-            out["files"]["dos"] = "dos.npz"
-            out["dos_fermi_eV"] = ref_e
-            out["dos_reference"] = how
-            out["dos_projected"] = projected  # False: per_atom is NaN (VASP ran without LORBIT)
-            try:  # the eigenvalue gap, as GPAW's result carries it (a smeared DOS underestimates gaps)
-                out["eigen_gap_eV"] = float(vr.eigenvalue_band_properties[0])
-            except Exception:  # noqa: BLE001 - no eigenvalues in this vasprun
-                out["eigen_gap_eV"] = None
-        return self._save(folder, out)
-
-    def _save(self, folder: Path, out: dict) -> dict:
-        self._write_result(folder, out)
-        return dict(out, cached=False)
-
-    def _convert_neb(self, folder: Path, images: list[Structure], endpoint_energies: list[float],
-                     wall: float | None) -> dict:
-        from hetero.io.vasp import _find, parse_neb_dir
-
-        doc = parse_neb_dir(folder, endpoint_energies=(endpoint_energies[0], endpoint_energies[-1]))
-        e0 = doc.endpoint_energies_eV[0]
-        finals = []
-        for i in range(len(images)):
-            img = folder / f"{i:02d}"
-            p = _find(img, "CONTCAR") or _find(img, "POSCAR")
-            finals.append(_atoms_dict(Structure.from_file(str(p))))
-        out = {
-            "energies_eV": [e0 + e for e in doc.energies_eV],
-            "reaction_coord_A": doc.reaction_coord_A,
-            "spline_x_A": doc.spline_x_A,
-            "spline_e_eV": [e0 + e for e in doc.spline_e_eV],
-            "converged": doc.converged,
-            "n_images_moving": len(images) - 2,
-            "images": finals,
-            "files": {"log": "OUTCAR"},
-            "wall_s": wall,
-            "cores": None,
-            "engine_version": "",
-        }
-        return self._save(folder, out)
-
-    # ---------------------------------------------------------------- lower level (kept for callers)
-    def prepare(self, structure: Structure, step: str, base_dir: str | Path, **kw) -> Path:
-        s = self.settings_for(structure, step, **kw)
-        folder = Path(base_dir) / f"{step}-{settings_hash({'s': s, 'st': structure.as_dict()})}"
-        if not (folder / "INCAR").exists():
-            write_inputs(structure, step, folder, self.settings, **kw)
-        return folder
-
-    def run_custodian(self, folder: str | Path, step: str = "relax", max_errors: int = 5) -> None:
-        import os
-
-        from custodian import Custodian
-        from custodian.vasp.jobs import VaspJob
-
-        cmd = self.command
-        if shutil.which(cmd.split()[0]) is None:
-            raise RuntimeError(f"VASP executable '{cmd}' not found (set vasp_cmd or HETERO_VASP_CMD); run on a "
-                               "cluster with VASP (inputs were written to " + str(folder) + ")")
-        poll = self.polling_s if self.polling_s is not None else float(os.environ.get("HETERO_CUSTODIAN_POLL_S", 10))
-        cwd = os.getcwd()
+        check_volumetric(lp)
         try:
-            os.chdir(folder)
-            Custodian(custodian_handlers(step), [VaspJob(cmd.split())], max_errors=max_errors,
-                      polling_time_step=poll, monitor_freq=max(1, int(30 / max(poll, 1e-3)))).run()
-        finally:
-            os.chdir(cwd)
+            loc = Locpot.from_file(str(lp))
+        except Exception as exc:  # noqa: BLE001
+            raise OutputParseError(lp, f"corrupt LOCPOT ({exc})") from exc
+        out["planar_potential_eV"] = [float(x) for x in loc.get_average_along_axis(2)]
+    if "dos" in want:
+        out.update(_dos_outputs(vr, vr_path, len(final), folder))
+        out["files"]["dos"] = "dos.npz"
+    return out
 
-    def parse(self, folder: str | Path, step: str, system: str = "", label: str = ""):
-        """Outputs of a finished step -> our document (CalcDoc, DosDoc, WorkFunctionDoc or NebDoc)."""
-        from hetero.io import vasp as vio
 
-        if step == "dos":
-            return vio.parse_dos(folder, system, label)
-        if step == "workfunction":
-            return vio.parse_work_function(folder, system, label)
-        if step == "neb":
-            return vio.parse_neb_dir(folder, system)
-        return vio.parse_calc_dir(folder, system, label, step=step if step in ("relax", "static") else "static")
+def _dos_outputs(vr, vr_path: Path, n_atoms: int, save_in: Path) -> dict[str, Any]:
+    """dos.npz in ``save_in`` (energies relative to E_F of the DOS run) and the DOS numbers of the result."""
+    arrays, projected = dos_arrays(vr, vr_path, n_atoms)
+    np.savez_compressed(save_in / "dos.npz", **arrays)
+    out: dict[str, Any] = {"dos_fermi_eV": float(vr.efermi), "dos_reference": "E_F (VASP E-fermi of the DOS run)",
+                           "dos_projected": projected,
+                           "n_electrons_below_fermi": electrons_below_fermi(arrays["energies"], arrays["total"])}
+    try:  # the eigenvalue gap (a smeared DOS leaks states into gaps)
+        out["eigen_gap_eV"] = float(vr.eigenvalue_band_properties[0])
+    except Exception:  # noqa: BLE001 - no eigenvalues in this vasprun
+        out["eigen_gap_eV"] = None
+    return out
 
-    def run(self, structure: Structure, step: str, base_dir: str | Path, system: str = "", label: str = "", **kw):
-        folder = self.prepare(structure, step, base_dir, **kw)
-        if not ((folder / "vasprun.xml").exists() or (folder / "OUTCAR").exists()):
-            self.run_custodian(folder, step)
-        return self.parse(folder, step, system, label)
+
+def write_neb_folder(settings: dict[str, Any], images: list[Structure], folder: Path, fixed: list[int]) -> Path:
+    """CI-NEB folder (atomate2's NebFromImagesMaker layout): shared INCAR/KPOINTS/POTCAR(.spec), 00..NN/POSCAR,
+    and KPOINTS copied into every image (VASP 6 + HDF5 compares them)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "_set"
+    write_input_folder(settings, images[0], tmp, "neb", fixed)
+    for f in tmp.iterdir():
+        if f.name != "POSCAR":
+            shutil.move(str(f), folder / f.name)
+    shutil.rmtree(tmp)
+    for i, im in enumerate(images):
+        d = folder / f"{i:02d}"
+        d.mkdir(exist_ok=True)
+        _input_structure(im, fixed).to(filename=str(d / "POSCAR"), fmt="poscar")
+        shutil.copy(folder / "KPOINTS", d / "KPOINTS")
+    return folder
+
+
+def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[float]) -> dict[str, Any]:
+    from hetero.io.vasp import _find, parse_neb_dir
+
+    doc = parse_neb_dir(folder, endpoint_energies=(endpoint_energies[0], endpoint_energies[-1]))
+    e0 = doc.endpoint_energies_eV[0]
+    finals = []
+    for i in range(len(images)):
+        img = folder / f"{i:02d}"
+        p = _find(img, "CONTCAR") or _find(img, "POSCAR")
+        finals.append(atoms_dict(Structure.from_file(str(p))))
+    return {
+        "energies_eV": [e0 + e for e in doc.energies_eV],
+        "reaction_coord_A": doc.reaction_coord_A,
+        "spline_x_A": doc.spline_x_A,
+        "spline_e_eV": [e0 + e for e in doc.spline_e_eV],
+        "converged": doc.converged,
+        "n_images_moving": len(images) - 2,
+        "images": finals,
+        "files": {"log": "01/OUTCAR"},
+        "engine_version": "",
+    }
+
+
+# ---------------------------------------------------------------------------------- helpers for callers
+STEP_OUTPUTS = {"relax": None, "static": ("density", "potential", "dos"), "dos": ("dos",), "bader": ("density",),
+                "workfunction": ("potential",), "neb": None}
+
+
+def _facts(stacked: bool, asymmetric: bool) -> ModelFacts:
+    return ModelFacts(van_der_waals=stacked, asymmetric=asymmetric,
+                      why={"van_der_waals": "stacked (caller)"} if stacked else {})
+
+
+def task_settings(structure: Structure, step: str, preset: str = "fast", *, stacked: bool = False,
+                  asymmetric: bool = False, overrides: dict[str, Any] | None = None, cell: bool = False,
+                  n_images: int | None = None) -> dict[str, Any]:
+    """The hashed native settings (complete INCAR + k mesh) the engine would use for ``step``."""
+    if step not in STEP_OUTPUTS:
+        raise ValueError(f"unknown VASP step '{step}'; valid steps: {', '.join(STEP_OUTPUTS)}")
+    eng = VaspEngine(preset=preset, overrides=overrides or {})
+    kind = step if step in ("relax", "neb") else "static"
+    res = eng.resolve(structure, _facts(stacked, asymmetric))
+    return eng.translate(res, structure, kind, cell=cell, outputs=STEP_OUTPUTS[step] or (), n_images=n_images)
+
+
+def write_inputs(structure: Structure, step: str, directory: str | Path, preset: str = "fast", *,
+                 stacked: bool = False, asymmetric: bool = False, overrides: dict[str, Any] | None = None,
+                 cell: bool = False) -> Path:
+    """Write the inputs the engine would give VASP for ``step`` (relax, static, dos, bader, workfunction)
+    into ``directory``; fixed atoms come from the structure's selective_dynamics."""
+    settings = task_settings(structure, step, preset, stacked=stacked, asymmetric=asymmetric, overrides=overrides,
+                             cell=cell)
+    kind = "relax" if step == "relax" else "static"
+    return write_input_folder(settings, structure, Path(directory), kind, fixed_indices(structure) if kind == "relax" else None)
+
+
+def write_neb_inputs(images: list[Structure], directory: str | Path, preset: str = "fast", *, stacked: bool = False,
+                     asymmetric: bool = False, overrides: dict[str, Any] | None = None) -> Path:
+    """CI-NEB folder: INCAR/KPOINTS/POTCAR(.spec) and 00..NN/POSCAR; IMAGES = len(images) - 2."""
+    settings = task_settings(images[0], "neb", preset, stacked=stacked, asymmetric=asymmetric, overrides=overrides,
+                             n_images=len(images) - 2)
+    return write_neb_folder(settings, images, Path(directory), fixed_indices(images[0]))
+
+
+def input_generator(structure: Structure, step: str, preset: str = "fast", **kw):
+    """atomate2's generator (Relax/Static/NebSetGenerator) holding the engine's complete INCAR and k mesh."""
+    settings = task_settings(structure, step, preset, **kw)
+    kind = step if step in ("relax", "neb") else "static"
+    return _generator(kind, settings["incar"], settings["kpoints"], settings.get("native", {}))
+
+
+def make_maker(structure: Structure, step: str, preset: str = "fast", name: str | None = None, **kw):
+    """An atomate2 Maker (RelaxMaker or StaticMaker) with the engine's inputs, handlers and validators,
+    for running hetero's settings inside an atomate2 workflow."""
+    from atomate2.vasp.jobs.core import RelaxMaker, StaticMaker
+
+    if step == "neb":
+        raise ValueError("NEB: use VaspEngine.neb (or write_neb_inputs); atomate2's NebFromImagesMaker is not wrapped")
+    gen = input_generator(structure, step, preset, **kw)
+    cls = RelaxMaker if step == "relax" else StaticMaker
+    kind = "relax" if step == "relax" else "static"
+    return cls(name=name or f"hetero {step}", input_set_generator=gen,
+               run_vasp_kwargs={"handlers": custodian_handlers(kind), "validators": custodian_validators(kind)})
+
+
+__all__ = ["VaspEngine", "VaspPresetError", "PotcarMissingError", "InputsWritten", "available_presets", "write_inputs",
+           "write_neb_inputs", "input_generator", "make_maker", "custodian_handlers", "custodian_validators",
+           "task_settings", "convert_calc", "convert_neb", "valence_per_atom", "dos_arrays", "slab_centre_frac"]
