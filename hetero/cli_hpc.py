@@ -69,6 +69,22 @@ def _finish(rows: list[dict], run_dir: Path) -> None:
     console.print(f"[green]done[/green]: results in {run_dir}/store.json (hetero table {run_dir})")
 
 
+def _print_plan(steps: list[dict]) -> None:
+    table = Table(title="one queue job per step", title_justify="left")
+    for col in ("job", "kind", "atoms", "images", "cores", "nodes", "walltime", "worker"):
+        table.add_column(col)
+    for r in steps:
+        table.add_row(r["name"], r["kind"], str(r["n_atoms"] or ""), str(r["n_images"] or ""), str(r["cores"]),
+                      str(r["nodes"]), r["walltime"], r["worker"])
+    console.print(table)
+    shown = set()
+    for r in steps:
+        if r["script"] and r["kind"] not in shown:
+            shown.add(r["kind"])
+            console.rule(f"{r['kind']}: {r['name']}")
+            console.print(r["script"], markup=False, highlight=False)
+
+
 def submit_command(
     campaign: Path = typer.Argument(..., help="campaign file, e.g. workflows/na_vn001.yaml"),
     profile: str = typer.Option("slurm", help="HPC profile: configs/hpc/<name>.yaml (slurm, pbs, sge, slurm-local) "
@@ -82,9 +98,20 @@ def submit_command(
     wait: bool = typer.Option(None, "--wait/--no-wait", help="follow the jobs here until they end (default: only "
                               "for the mongomock backend, which has no separate runner)"),
     timeout: float = typer.Option(None, help="with --wait: give up following after this many seconds"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print each step's resources and one submission script "
+                                 "per kind of step; queue nothing"),
 ):
     """Send a campaign to a cluster queue: one job per step through jobflow-remote (or --single-allocation)."""
     errors = _errors()
+    if dry_run and not single_allocation:
+        from hetero.hpc import remote
+
+        try:
+            steps = remote.dry_run(campaign, profile, preset=preset, runs_dir=runs_dir, size=size)
+        except errors as exc:
+            _fail(exc)
+        _print_plan(steps)
+        return
     if single_allocation:
         from hetero.campaigns import load_campaign
         from hetero.hpc.single import write_and_submit

@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from hetero.hpc.profile import HpcProfile, HpcProfileError, parse_profile
-from hetero.hpc.resources import BATCH_WORKER, MAIN_WORKER, StepPlan, apply_resources, plan_step, scheduler_resources
+from hetero.hpc.resources import (
+    BATCH_WORKER,
+    MAIN_WORKER,
+    RULE_PREFIX,
+    StepPlan,
+    apply_resources,
+    plan_for,
+    plan_step,
+    scheduler_resources,
+)
 
 RECORD = "hpc.json"
 STATE_DIR = ".hetero-queue"
@@ -287,7 +296,7 @@ def _n_images(camp, preset: str) -> int:
     return int((data or {}).get("neb_images", 3))
 
 
-def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, size: str | None):
+def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, size: str | None, write: bool = True):
     """The campaign's run folder, Flow and model records, as `hetero run` writes them."""
     from hetero import campaigns as C
 
@@ -301,12 +310,15 @@ def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, siz
 
         get_engine(camp.engine, preset, camp.overrides)
     root = C.run_folder(camp, preset, runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
     flow, models = C.make_flow(camp, preset, root, size)
+    host = models.get("host") or {}
+    host_atoms = host.get("n_atoms") or (len(host["structure"]["sites"]) if "structure" in host else None)
+    if not write:
+        return camp, preset, root, flow, models, host_atoms
+    root.mkdir(parents=True, exist_ok=True)
     (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
     (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), "preset_used": preset, "engine_used": label},
                                                    indent=1))
-    host_atoms = len(models["host"]["structure"]["sites"]) if "structure" in models.get("host", {}) else None
     return camp, preset, root, flow, models, host_atoms
 
 
@@ -346,14 +358,42 @@ def submit_flow(flow, profile: HpcProfile, run_dir: Path, runs_dir: str | Path, 
     return record
 
 
+def _campaign_flow(campaign, profile: HpcProfile, preset, runs_dir, size, write: bool = True):
+    camp, preset, root, flow, models, host_atoms = _prepare(campaign, preset, runs_dir, size, write=write)
+    max_ions = int(camp.coverage.get("max_ions", 4)) if "coverage" in camp.steps else 1
+    plans = apply_resources(flow, profile, n_images=_n_images(camp, preset),
+                            dynamic_atoms=(host_atoms + max_ions) if host_atoms else None)
+    return preset, root, flow, plans
+
+
+def dry_run(campaign: str | Path, profile_name: str | Path, preset: str | None = None, runs_dir: str | Path = "runs",
+            size: str | None = None) -> list[dict[str, Any]]:
+    """Each step's plan and the script its queue job would be submitted with; nothing is written or queued."""
+    from jobflow_remote.remote.data import get_job_path
+
+    from hetero.hpc.resources import submission_script
+
+    profile = parse_profile(profile_name)
+    preset, root, flow, plans = _campaign_flow(campaign, profile, preset, runs_dir, size, write=False)
+    work_dir = profile.work_dir(state_dir_for(profile, runs_dir))
+    cmd = profile.jobflow_remote.execution_cmd or f"{_jf_bin()} -fe execution run {{}}"
+    out = [{"name": f"{key[len(RULE_PREFIX):].strip()}... (made while the flow runs)", **vars(plan), "script": None}
+           for key, plan in plans.items() if key.startswith(RULE_PREFIX)]
+    for j, _ in flow.iterflow():
+        plan = plans[j.uuid]
+        script = None
+        if plan.worker == MAIN_WORKER:
+            script = submission_script(profile, plan, j.name.replace(" ", "_"),
+                                       get_job_path(j.uuid, j.index, str(work_dir)), cmd)
+        out.append({"name": j.name, **vars(plan), "script": script})
+    return out
+
+
 def submit_campaign(campaign: str | Path, profile_name: str | Path, preset: str | None = None,
                     runs_dir: str | Path = "runs", size: str | None = None) -> dict[str, Any]:
     """Build the campaign's Flow, size every step from the profile and add it to the queue."""
     profile = parse_profile(profile_name)
-    camp, preset, root, flow, models, host_atoms = _prepare(campaign, preset, runs_dir, size)
-    max_ions = int(camp.coverage.get("max_ions", 4)) if "coverage" in camp.steps else 1
-    plans = apply_resources(flow, profile, n_images=_n_images(camp, preset),
-                            dynamic_atoms=(host_atoms + max_ions) if host_atoms else None)
+    preset, root, flow, plans = _campaign_flow(campaign, profile, preset, runs_dir, size)
     return submit_flow(flow, profile, root, runs_dir, plans,
                        extra={"campaign": str(Path(campaign).resolve()), "preset": preset})
 
@@ -409,7 +449,7 @@ def job_rows(q: Queue, record: dict[str, Any]) -> list[dict[str, Any]]:
             if stop is not None:
                 stop = stop if stop.tzinfo else stop.replace(tzinfo=datetime.timezone.utc)
                 run_s = max(0.0, (stop - start).total_seconds())
-        plan = plans.get(i.uuid, {})
+        plan = plan_for(plans, i.uuid, i.name) or {}
         rows.append({
             "db_id": i.db_id, "uuid": i.uuid, "index": i.index, "name": i.name, "state": i.state.value,
             "kind": plan.get("kind", ""), "queue_id": i.remote.process_id if i.remote else None,
@@ -421,6 +461,7 @@ def job_rows(q: Queue, record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def sync_store(q: Queue, record: dict[str, Any]) -> int:
     """Copy the finished outputs of the Flow into <run folder>/store.json (what `hetero table` reads)."""
+    order = {i.uuid: n for n, i in enumerate(_flow_jobs(q, record["flow_uuid"]))}
     store = q.jc.jobstore
     store.connect()
     latest: dict[tuple[str, int], dict] = {}
@@ -429,7 +470,7 @@ def sync_store(q: Queue, record: dict[str, Any]) -> int:
         key = (doc["uuid"], int(doc.get("index", 1)))
         if key not in latest or int(doc.get("index", 1)) >= int(latest[key].get("index", 1)):
             latest[key] = doc
-    docs = sorted(latest.values(), key=lambda d: str(d.get("completed_at", "")))
+    docs = sorted(latest.values(), key=lambda d: (order.get(d["uuid"], len(order)), str(d.get("completed_at", ""))))
     path = Path(record["run_dir"]) / "store.json"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(docs, default=_json_default))
@@ -438,25 +479,15 @@ def sync_store(q: Queue, record: dict[str, Any]) -> int:
 
 
 def status(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The Flow's jobs; with MongoDB also refreshes store.json (with mongomock the driving process does)."""
     record = read_record(run_dir)
-    read_only = record.get("backend") == "mongomock"
+    read_only = record.get("backend") == "mongomock"  # a snapshot: never written back
     q, record = queue_for(run_dir, read_only=read_only)
     with q:
         rows = job_rows(q, record)
-        if not read_only or not _store_fresh(record, rows):
+        if not read_only:
             sync_store(q, record)
     return record, rows
-
-
-def _store_fresh(record: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    path = Path(record["run_dir"]) / "store.json"
-    if not path.exists():
-        return False
-    try:
-        n = len(json.loads(path.read_text()))
-    except ValueError:
-        return False
-    return n == sum(1 for r in rows if r["state"] == "COMPLETED")
 
 
 # ----------------------------------------------------------------------------- drive, resume, cancel
@@ -481,12 +512,14 @@ def drive(q: Queue, record: dict[str, Any], progress: Callable[[str], None] | No
             if runner.batch_workers:
                 runner.update_batch_jobs()
             rows = job_rows(q, record)
-            if progress:
-                for r in rows:
-                    if seen.get(r["db_id"]) != r["state"]:
-                        seen[r["db_id"]] = r["state"]
-                        qid = f" (queue id {r['queue_id']})" if r["queue_id"] else ""
-                        progress(f"{r['db_id']:>4} {r['name']}: {r['state']}{qid}")
+            changed = [r for r in rows if seen.get(r["db_id"]) != r["state"]]
+            for r in changed:
+                seen[r["db_id"]] = r["state"]
+                if progress:
+                    qid = f" (queue id {r['queue_id']})" if r["queue_id"] else ""
+                    progress(f"{r['db_id']:>4} {r['name']}: {r['state']}{qid}")
+            if any(r["state"] == "COMPLETED" for r in changed):
+                sync_store(q, record)
             q.save()
             if not any(r["state"] in ("READY", "CHECKED_OUT", "UPLOADED", "SUBMITTED", "RUNNING", "RUN_FINISHED",
                                       "DOWNLOADED", "BATCH_SUBMITTED", "BATCH_RUNNING") for r in rows):

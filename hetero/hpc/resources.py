@@ -161,17 +161,32 @@ def exec_config(profile: HpcProfile, plan: StepPlan) -> dict[str, Any]:
     if "vasp" in launch:
         export["HETERO_VASP_CMD"] = launch["vasp"]
     export.update(profile.export)
+    # modules go first (jobflow-remote would load them after pre_run, i.e. after a venv activation)
+    pre = [f"module load {m}" for m in profile.modules] + list(profile.pre_run)
     # jobflow-remote writes `export K=V` unquoted: quote here so launch lines with spaces survive
-    return {
-        "modules": list(profile.modules) or None,
-        "pre_run": "\n".join(profile.pre_run) or None,
-        "export": {k: shlex.quote(str(v)) for k, v in export.items()},
-    }
+    return {"pre_run": "\n".join(pre) or None, "export": {k: shlex.quote(str(v)) for k, v in export.items()}}
 
 
 def manager_config(profile: HpcProfile, plan: StepPlan) -> dict[str, Any]:
     return {"resources": scheduler_resources(profile, plan), "exec_config": exec_config(profile, plan),
             "worker": plan.worker}
+
+
+def submission_script(profile: HpcProfile, plan: StepPlan, job_name: str, job_dir, execution_cmd: str) -> str:
+    """The script jobflow-remote's runner writes and submits for one step (same qtoolkit calls)."""
+    from pathlib import Path
+
+    from jobflow_remote.remote.host import LocalHost
+    from jobflow_remote.remote.queue import ERR_FNAME, OUT_FNAME, QueueManager, set_name_out
+    from qtoolkit.io import scheduler_mapping
+
+    job_dir = Path(job_dir)
+    resources = scheduler_resources(profile, plan)
+    set_name_out(resources, job_name, out_fpath=job_dir / OUT_FNAME, err_fpath=job_dir / ERR_FNAME)
+    env = exec_config(profile, plan)
+    qm = QueueManager(scheduler_mapping[profile.scheduler](), LocalHost())
+    return qm.get_submission_script(commands=[execution_cmd.format(job_dir)], options=resources, work_dir=job_dir,
+                                    pre_run=env["pre_run"], export=env["export"])
 
 
 def apply_resources(flow: Flow, profile: HpcProfile, n_images: int = 3, dynamic_atoms: int | None = None
@@ -200,4 +215,19 @@ def apply_resources(flow: Flow, profile: HpcProfile, n_images: int = 3, dynamic_
         j.update_config({"manager_config": manager_config(profile, plan)}, attributes="manager_config", dynamic=False)
         j.config.pass_manager_config = False  # children take the name rules, not this job's resources
         plans[j.uuid] = plan
+    for pattern, plan in rules.items():
+        plans[RULE_PREFIX + pattern] = plan
     return plans
+
+
+RULE_PREFIX = "runtime:"  # plans keyed by a name pattern: jobs the Flow makes while it runs
+
+
+def plan_for(plans: dict, uuid: str, name: str):
+    """The plan of a job: its own, or the runtime rule its name matches."""
+    if uuid in plans:
+        return plans[uuid]
+    for key, plan in plans.items():
+        if key.startswith(RULE_PREFIX) and key[len(RULE_PREFIX):] in (name or ""):
+            return plan
+    return None
