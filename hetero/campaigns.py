@@ -8,6 +8,7 @@ never as targets). Runs live in `<runs>/<campaign>-<preset>/` with the JobStore 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from hetero.flows.adsorption import ALL_STEPS, AdsorptionFlowMaker
+from hetero.flows.adsorption import ALL_STEPS, AdsorptionFlowMaker, steps_engine_cannot_run
 
 
 class CampaignError(ValueError):
@@ -64,8 +65,10 @@ class Campaign(BaseModel, extra="forbid"):
     placement: Literal["surface", "interlayer", "both"] = "surface"
     steps: list[str] = Field(default_factory=lambda: list(ALL_STEPS))
     references: list[str] = Field(default_factory=lambda: ["bulk", "atom"])
-    engine: str = "gpaw"
+    engine: str = "gpaw"  # gpaw | vasp | mlip (mlip:chgnet, mlip:sevennet)
     preset: str = "fast"
+    # engine-neutral settings (hetero/engines/settings.py: spin, kpoints_mesh, cutoff_eV, dispersion, ...);
+    # engine-only knobs under gpaw: / vasp: / mlip: (used by that engine only)
     overrides: dict[str, Any] = Field(default_factory=dict)
     # NEB settings for this campaign only (images, steps, fmax_eV_A, spring): they change the NEB
     # task alone, so finished relax/static runs stay cached
@@ -177,12 +180,48 @@ def build_sites(camp: Campaign, slab, fragments: dict[str, list[int]] | None = N
 
 
 def run_folder(camp: Campaign, preset: str, runs_dir: str | Path = "runs") -> Path:
-    return Path(runs_dir) / f"{camp.name}-{preset}"
+    """<runs>/<campaign>-<preset>, with the engine in the name when it is not GPAW (one store per engine)."""
+    engine = "" if camp.engine == "gpaw" else camp.engine.replace(":", "-") + "-"
+    return Path(runs_dir) / f"{camp.name}-{engine}{preset}"
+
+
+def model_facts(record, slab) -> "ModelFacts":
+    """What the builder knows that every engine must honour: a van der Waals gap (dispersion for every
+    energy of the campaign) and an asymmetric slab (dipole correction)."""
+    from hetero.engines.settings import ModelFacts, internal_gap_A
+
+    stacked = len(record.fragments) == 2
+    gap = record.interlayer_distance_A if stacked and record.interlayer_distance_A is not None else internal_gap_A(slab)
+    vdw = gap >= VDW_GAP_A
+    what = "stacked film/substrate" if stacked else "host"
+    why = {
+        "van_der_waals": (f"{what} with a {gap:.2f} A van der Waals gap" if vdw else
+                          f"{what} without a van der Waals gap (widest gap between atomic planes {gap:.2f} A)"),
+        "asymmetric": "builder: the slab's two sides differ" if record.needs_dipole_correction else "builder: symmetric slab",
+    }
+    return ModelFacts(kind="stack" if stacked else "slab", van_der_waals=vdw,
+                      asymmetric=bool(record.needs_dipole_correction), why=why)
+
+
+def campaign_engine(camp: Campaign, preset: str):
+    from hetero.engines import get_engine
+
+    return get_engine(camp.engine, preset, camp.overrides)
+
+
+def runnable_steps(camp: Campaign, engine) -> tuple[list[str], dict[str, str]]:
+    """The campaign's steps this engine can run, and the others with what the engine lacks for them
+    (an MLIP has no electron density: no DOS, Bader, CDD, work function or ELF). The absence is stated
+    in campaign.json and the table, never silent."""
+    lacking = steps_engine_cannot_run(engine, camp.steps)
+    return [s for s in camp.steps if s not in lacking], lacking
 
 
 def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
     from hetero.structures import load_structure
 
+    engine = campaign_engine(camp, preset)
+    steps, _ = runnable_steps(camp, engine)
     size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
     slab, record = build_host(camp, size)
     sites = build_sites(camp, slab, record.fragments)
@@ -197,9 +236,9 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
         from pymatgen.io.ase import AseAtomsAdaptor
 
         ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
-    engine = {"name": camp.engine, "preset": preset, "overrides": camp.overrides}
+    facts = model_facts(record, slab)
     maker = AdsorptionFlowMaker(
-        engine=engine, steps=tuple(camp.steps), references=tuple(camp.references),
+        engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
     )
     flow = maker.make(
@@ -208,6 +247,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
     )
     models = {
         "host": record.model_dump(),
+        "facts": facts.model_dump(),
         "sites": [{"label": s["label"], **s["site"].as_dict()} for s in sites],
         "ion_bulk": ion_bulk.as_dict() if ion_bulk is not None else None,
     }
@@ -225,13 +265,41 @@ def open_store(path: Path, read_only: bool = False):
     return JobStore(docs)
 
 
+class RunFailed(RuntimeError):
+    """Some jobs of a campaign failed (or were skipped because a parent failed); the others are stored."""
+
+    def __init__(self, root: Path, summary: dict):
+        self.root, self.summary = root, summary
+        lines = [f"  failed: {f['job']}: {f['error']}" for f in summary["failed"]]
+        lines += [f"  skipped (a parent failed): {name}" for name in summary["skipped"]]
+        super().__init__(f"{len(summary['failed'])} job(s) failed and {len(summary['skipped'])} were skipped in {root}; "
+                         "finished results are kept, re-run to retry only the rest:\n" + "\n".join(lines))
+
+
+class _FailedJobs(logging.Handler):
+    """jobflow's local manager logs a failing job and swallows the exception: collect them."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.failed: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if " failed with exception:" in msg:
+            name, _, tb = msg.partition(" failed with exception:")
+            last = [ln for ln in tb.strip().splitlines() if ln.strip()]
+            self.failed.append({"job": name, "error": last[-1] if last else "unknown error"})
+
+
 def run_campaign(
     path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
-    add_steps: tuple[str, ...] | list[str] = (),
+    add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None,
 ) -> Path:
     """Build the models, run the flow locally (cached steps are skipped) and write the store.
 
-    `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign).
+    `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign);
+    `engine` runs the campaign on another engine (its own run folder). Raises RunFailed, after writing
+    the store and run_summary.json, when any job failed or was skipped.
     """
     from jobflow.managers.local import run_locally
 
@@ -240,26 +308,44 @@ def run_campaign(
     if bad:
         raise CampaignError(f"unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
     camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
+    if engine:
+        camp.engine = engine
     preset = preset or camp.preset
-    from hetero.engines import get_engine
-
-    get_engine(camp.engine, preset, camp.overrides)  # validates preset name and override keys early
+    eng = campaign_engine(camp, preset)  # validates engine, preset name and override keys early
+    steps, lacking = runnable_steps(camp, eng)
     root = run_folder(camp, preset, runs_dir)
     root.mkdir(parents=True, exist_ok=True)
     flow, models = make_flow(camp, preset, root, size)
     (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
-    (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), "preset_used": preset}, indent=1))
+    (root / "campaign.json").write_text(json.dumps(
+        {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label, "steps_run": steps,
+         "steps_not_available": {s: f"the {eng.label} engine gives no {what}" for s, what in lacking.items()}},
+        indent=1))
     store_path = root / "store.json"
     if store_path.exists():  # results live in the run folders; the store is rebuilt from them
         shutil.copy(store_path, root / "store.previous.json")
         store_path.unlink()
     store = open_store(store_path)
+    collector = _FailedJobs()
+    jf_logger = logging.getLogger("jobflow")
+    old_level = jf_logger.level
+    jf_logger.addHandler(collector)
+    jf_logger.setLevel(logging.INFO)
     t0 = time.time()
-    responses = run_locally(flow, store=store, log=log, ensure_success=False)
+    try:
+        responses = run_locally(flow, store=store, log=log, ensure_success=False)
+    finally:
+        jf_logger.removeHandler(collector)
+        jf_logger.setLevel(old_level)
     wall = time.time() - t0
-    (root / "run_summary.json").write_text(
-        json.dumps({"wall_s": wall, "jobs_finished": len(responses), "jobs_in_flow": len(flow.jobs)}, indent=1)
-    )
+    failed_names = {f["job"] for f in collector.failed}
+    skipped = [j.name for j in flow.jobs if j.uuid not in responses and j.name not in failed_names]
+    summary = {"wall_s": wall, "engine": eng.label, "jobs_finished": len(responses), "jobs_in_flow": len(flow.jobs),
+               "failed": collector.failed, "skipped": skipped,
+               "steps_not_available": runnable_steps(camp, eng)[1]}
+    (root / "run_summary.json").write_text(json.dumps(summary, indent=1))
+    if collector.failed or skipped:
+        raise RunFailed(root, summary)
     return root
 
 

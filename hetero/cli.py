@@ -25,28 +25,35 @@ console = Console()
 @app.command()
 def run(
     campaign: Path = typer.Argument(..., help="campaign file, e.g. workflows/na_vn001.yaml"),
-    preset: str = typer.Option(None, help="compute preset (configs/gpaw/*.yaml): fast | standard | ..."),
+    preset: str = typer.Option(None, help="compute preset (configs/<engine>/*.yaml): fast | standard | ..."),
+    engine: str = typer.Option(None, help="run on another engine than the campaign's: gpaw | vasp | mlip | mlip:sevennet"),
     runs_dir: Path = typer.Option(Path("runs"), help="where run folders and the store live"),
     size: str = typer.Option(None, help="model size from the builder preset: fast | standard"),
     cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
     add_step: list[str] = typer.Option(None, "--add-step", help="run a step the campaign file does not list, e.g. "
                                        "--add-step coverage (same run folder: finished steps are reused)"),
 ):
-    """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json."""
+    """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json.
+
+    Exit status: 0 when every job finished, 1 when any failed or was skipped (listed), 2 for bad input."""
     import os
 
     from hetero.builders.common import BuildError
-    from hetero.campaigns import CampaignError, run_campaign
-    from hetero.engines.gpaw import ModelTooLargeError, PresetError
+    from hetero.campaigns import CampaignError, RunFailed, run_campaign
+    from hetero.engines import EngineCapabilityError, ModelTooLargeError, SettingsError
 
     if cores:
         os.environ["HETERO_CORES"] = str(cores)
     try:
-        root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or ())
-    except (CampaignError, PresetError, ModelTooLargeError, BuildError) as exc:
+        root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
+                            engine=engine)
+    except (CampaignError, SettingsError, EngineCapabilityError, ModelTooLargeError, BuildError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
-    console.print(f"[green]done[/green]: results in {root}/store.json")
+    except RunFailed as exc:
+        console.print(f"[red]incomplete:[/red] {exc}")
+        raise typer.Exit(1)
+    console.print(f"[green]done[/green]: every job finished; results in {root}/store.json")
 
 
 @app.command("new-campaign")

@@ -33,14 +33,67 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 
 class Provenance(BaseModel):
-    engine: str
+    engine: str  # gpaw | vasp | mlip:<model>: an MLIP result is never passed off as DFT
     engine_version: str = ""
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)  # the engine's own input, as hashed
     settings_hash: str = ""
+    # the engine-neutral values used (spin, kpoints, dispersion, dipole, ...) and where each came
+    # from: default | preset | user | model (with the model fact that decided it)
+    neutral_settings: dict[str, Any] = Field(default_factory=dict)
+    settings_sources: dict[str, str] = Field(default_factory=dict)
     run_dir: str = ""
     wall_s: float | None = None
     cores: int | None = None
     hetero_version: str = ""
+
+
+class ElectronicOutputs(BaseModel):
+    """What a static run with density/potential/DOS outputs gives besides its energy."""
+
+    gpts: list[int] | None = None  # the density grid (CDD fragments are pinned to it)
+    valence: list[float] | None = None  # valence electrons of each atom's setup/POTCAR
+    core_electrons: list[float] | None = None
+    planar_potential_eV: list[float] | None = None  # electrostatic potential averaged over a-b planes
+    dos_fermi_eV: float | None = None  # zero of the DOS arrays (E_F of the DOS run)
+    dos_reference: str = "E_F"
+    eigen_gap_eV: float | None = None  # from the eigenvalues (a broadened DOS leaks into gaps)
+    n_electrons_below_fermi: float | None = None  # DOS integrated over every band up to E_F
+    dos_projected: bool = True  # False: per-atom DOS unavailable (NaN arrays)
+
+
+class CalcResult(BaseModel):
+    """What every engine returns from relax/static (the engine contract's result, before a flow names it)."""
+
+    kind: Literal["relax", "static"]
+    energy_eV: float
+    forces_max_eV_A: float | None = None
+    fermi_eV: float | None = None
+    converged: bool = True
+    n_scf: int | None = None
+    n_ionic_steps: int | None = None
+    magmom_total: float | None = None
+    structure: dict[str, Any]  # plain pymatgen Structure dict of the final geometry (input atom order)
+    files: dict[str, str] = Field(default_factory=dict)  # role -> absolute path (density, dos, log, ...)
+    outputs: ElectronicOutputs | None = None
+    cached: bool = False
+    restarts: int = 0  # times the run was resumed from an interrupted state
+    provenance: Provenance
+
+
+class NebResult(BaseModel):
+    energies_eV: list[float]  # absolute, endpoints included
+    reaction_coord_A: list[float]
+    spline_x_A: list[float]
+    spline_e_eV: list[float]  # relative to the first image
+    converged: bool
+    climbing: bool = True
+    method: str = ""  # how the band was optimised (e.g. "ASE CI-NEB, improved tangent, FIRE"; "VASP VTST IOPT 3")
+    n_images_moving: int
+    images_in_parallel: bool | None = None
+    images: list[dict[str, Any]] = Field(default_factory=list)  # plain structure dicts, endpoints included
+    files: dict[str, str] = Field(default_factory=dict)
+    cached: bool = False
+    provenance: Provenance
 
 
 class CalcDoc(BaseModel):
@@ -62,6 +115,8 @@ class CalcDoc(BaseModel):
     magmom_total: float | None = None
     structure: dict[str, Any]  # pymatgen Structure.as_dict() of the final geometry
     files: dict[str, str] = Field(default_factory=dict)  # role -> path (density, restart, log ...)
+    outputs: ElectronicOutputs | None = None
+    restarts: int = 0
     provenance: Provenance
 
 
@@ -179,6 +234,7 @@ class NebDoc(BaseModel):
     hop_length_A: float
     endpoint_energies_eV: list[float]  # absolute, taken from adsorption results
     climbing: bool = True
+    method: str = ""  # how the band was optimised; a run without a climbing image says so here
     converged: bool = True
     images_in_parallel: bool | None = None  # moving images computed side by side on separate MPI rank groups
     # cartesian position (A) of the moving ion in every image, endpoints included; None in older stores

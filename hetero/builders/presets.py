@@ -57,12 +57,11 @@ def vn001_na(model: str = "fast", vacuum: float = 15.0) -> tuple[Structure, Mode
     a = slab.lattice.a
     n_v_top = 1 if model == "fast" else 4
     rec.system = f"VN(001)-{model}"
-    rec.needs_dipole_correction = True  # the Na adatom sits on one side only
     rec.notes = (
         f"preset vn001_na/{model}: VN(001) rocksalt slab, {'1x1 primitive surface cell' if model == 'fast' else '2x2 primitive surface cell (sqrt2 x sqrt2 conventional)'}"
         f" {a:.3f} x {slab.lattice.b:.3f} A, 4 atomic planes ({len(slab)} atoms), bottom 2 planes fixed, vacuum {vacuum} A. "
         f"One Na per cell = 1 Na per {n_v_top} surface V ({1.0 / n_v_top:.2f} ML w.r.t. surface V, Na-Na {a:.2f} A, "
-        f"{slab.lattice.a * slab.lattice.b:.1f} A^2 per Na). Dipole correction needed (adatom on one side). "
+        f"{slab.lattice.a * slab.lattice.b:.1f} A^2 per Na). Dipole correction on the Na models (adatom on one side); the bare slab is symmetric. "
         f"Sites: top-V, top-N, bridge, hollow (find_sites)."
     )
     return slab, rec

@@ -1,9 +1,8 @@
-"""GPAW engine: turns (structure, step, preset) into a real GPAW run under MPI and returns plain dicts.
+"""GPAW engine: the neutral settings translated into GPAW keywords, each task run under MPI in a child.
 
 The DFT itself runs in a child process, `mpiexec -n N gpaw python -m hetero.engines.gpaw_worker`,
-so the orchestrating process (jobflow) stays serial and MPI-free. Every run has its own folder named
-after a hash of its task; a folder that already holds `result.json` for the same task is reused, so
-re-running a campaign skips finished work and an interrupted relaxation resumes from its trajectory.
+so the orchestrating process (jobflow) stays serial and MPI-free. Folders, caching and resume come from
+hetero.engines.base; relaxation and NEB use the ASE path shared with the MLIPs (hetero.engines.ase_tasks).
 """
 
 from __future__ import annotations
@@ -15,51 +14,29 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pymatgen.core import Structure
 
-from hetero.engines.presets import PresetError, configs_dir, vacuum_axes  # noqa: F401 (re-exported)
-from hetero.engines.presets import available_presets as _available
-from hetero.engines.presets import load_preset as _load
-from hetero.schemas import settings_hash
+from hetero.engines.base import Capability, Engine, EngineRunError, ModelTooLargeError, structure_from_atoms_dict
+from hetero.engines.settings import PresetError, Resolved, SettingsError, configs_dir  # noqa: F401 (re-exported)
 
-MAGNETIC_PRONE = {"V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu"}
-
-
-class ModelTooLargeError(RuntimeError):
-    pass
-
-
-class EngineRunError(RuntimeError):
-    pass
+# GPAW-only settings (the escape hatch under `gpaw:` in presets and campaign overrides)
+GPAW_KEYS = {
+    "mode": "pw | lcao", "basis": "LCAO basis (lcao mode)", "h_A": "real-space grid spacing (A)",
+    "scf_density": "SCF density convergence", "scf_maxiter": "SCF iteration limit",
+    "mixer_beta": "density mixing (null: GPAW default)", "optimizer": "BFGS | FIRE",
+    "neb_parallel": "moving NEB images on separate MPI rank groups when ranks split evenly",
+    "prerelax_mlip": "pre-relax starts with an MLIP before DFT (chgnet | sevennet | null); never reported",
+    "memory_limit_GiB": "refuse models whose estimated memory exceeds this", "write_gpw": "keep the .gpw restart file",
+    "symmetry": "GPAW symmetry dict",
+}
 
 
 class SCFNotConvergedError(EngineRunError):
     pass
-
-
-def available_presets() -> list[str]:
-    return _available("gpaw")
-
-
-def load_preset(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """configs/gpaw/<name>.yaml merged with user overrides; unknown keys are rejected with the valid ones."""
-    return _load("gpaw", name, overrides, PresetError)
-
-
-def kpoint_mesh(structure: Structure, settings: dict[str, Any], vacuum_axes: tuple[int, ...] = ()) -> list[int]:
-    """Explicit `kpts` apply to models with vacuum (slabs, layers, atoms in a box); a bulk crystal
-    (e.g. the bulk-metal reference of an adsorption campaign) always takes its mesh from kspacing."""
-    if settings.get("kpts") and vacuum_axes:
-        return [int(k) for k in settings["kpts"]]
-    recip = structure.lattice.reciprocal_lattice.abc  # includes 2*pi
-    mesh = [max(1, math.ceil(b / settings["kspacing_A"])) for b in recip]
-    for ax in vacuum_axes:
-        mesh[ax] = 1
-    return mesh
 
 
 def estimate_memory_GiB(structure: Structure, settings: dict[str, Any], kpts: list[int]) -> float:
@@ -88,37 +65,22 @@ def _approx_valence(symbol: str) -> int:
     return z - core
 
 
-def resolve_settings(
-    structure: Structure, preset: dict[str, Any], *, asymmetric_slab: bool = False, stacked: bool = False
-) -> dict[str, Any]:
-    """Resolve the 'auto' fields of a preset for one structure; the result is what gets hashed/stored."""
-    s = dict(preset)
-    vac = vacuum_axes(structure)
-    s["kpts"] = kpoint_mesh(structure, preset, vac)
-    elements = {sp.symbol for sp in structure.species}
-    if s.get("spinpol") == "auto":
-        s["spinpol"] = bool(elements & MAGNETIC_PRONE)
-    if s.get("dipole_correction") == "auto":
-        s["dipole_correction"] = bool(asymmetric_slab and 2 in vac)
-    if s.get("d3") == "auto":
-        s["d3"] = bool(stacked)
-    s.pop("description", None)
-    return s
-
-
 @dataclass
-class GpawEngine:
-    """Runs relax/static/NEB tasks with GPAW; `cores` defaults to all local cores (or SLURM_NTASKS)."""
+class GpawEngine(Engine):
+    """GPAW (PW mode by default); `cores` defaults to all local cores (or HETERO_CORES / SLURM_NTASKS)."""
 
     preset: str = "fast"
-    overrides: dict[str, Any] = field(default_factory=dict)
     cores: int | None = None
-    name: str = "gpaw"
 
-    def __post_init__(self) -> None:
-        self.settings = load_preset(self.preset, self.overrides)
+    name: ClassVar[str] = "gpaw"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
-    # ---------------------------------------------------------------- helpers
+    def check_native(self, native: dict[str, Any]) -> None:
+        bad = sorted(set(native) - set(GPAW_KEYS))
+        if bad:
+            raise SettingsError(f"unknown GPAW-only settings {bad} under 'gpaw:'; valid: {', '.join(sorted(GPAW_KEYS))} "
+                                "(neutral settings such as spin or kpoints_mesh go at the top level)")
+
     def n_cores(self) -> int:
         if self.cores:
             return self.cores
@@ -127,99 +89,52 @@ class GpawEngine:
                 return int(os.environ[var])
         return os.cpu_count() or 1
 
-    def settings_for(self, structure: Structure, **kw) -> dict[str, Any]:
-        return resolve_settings(structure, self.settings, **kw)
+    def translate(self, resolved: Resolved, structure: Structure, kind: str) -> dict[str, Any]:
+        v = resolved.values
+        n = self.native
+        s = {
+            "xc": v["xc"], "mode": n.get("mode", "pw"), "ecut_eV": float(v["cutoff_eV"]), "kpts": list(v["kpoints"]),
+            "smearing_eV": float(v["smearing_eV"]), "scf_energy_eV": float(v["scf_energy_eV"]),
+            "scf_density": float(n.get("scf_density", 1e-4)), "scf_maxiter": int(n.get("scf_maxiter", 300)),
+            "mixer_beta": n.get("mixer_beta"), "spinpol": v["spin"] == "on", "magmoms": dict(v["magmoms"]),
+            "d3": None if v["dispersion"] == "off" else v["dispersion"], "dipole_correction": v["dipole"] == "on",
+            "hubbard_u": dict(v["hubbard_u"]),
+        }
+        for key in ("basis", "h_A", "symmetry"):
+            if n.get(key) is not None:
+                s[key] = n[key]
+        if kind == "relax":
+            s.update(fmax_eV_A=float(v["fmax_eV_A"]), relax_steps=int(v["relax_steps"]),
+                     optimizer=n.get("optimizer", "BFGS"), prerelax_mlip=n.get("prerelax_mlip"))
+        if kind == "static":
+            s.update(dos_kpts=v["dos_kpoints_mesh"], dos_width_eV=float(v["dos_width_eV"]),
+                     write_gpw=bool(n.get("write_gpw", False)))
+        if kind == "neb":
+            s.update({k: v[k] for k in ("neb_steps", "neb_fmax_eV_A", "neb_spring", "neb_climb")})
+            s["neb_parallel"] = bool(n.get("neb_parallel", True))
+        return s
 
-    def check_memory(self, structure: Structure, settings: dict[str, Any]) -> float:
+    def before_run(self, task: dict, structure: Structure) -> None:
+        settings = task["settings"]
         est = estimate_memory_GiB(structure, settings, settings["kpts"])
-        if est > settings.get("memory_limit_GiB", 20):
+        limit = self.native.get("memory_limit_GiB", 20)
+        if est > limit:
             raise ModelTooLargeError(
                 f"{structure.composition.reduced_formula} ({len(structure)} atoms): estimated {est:.1f} GiB "
-                f"exceeds the preset's memory_limit_GiB={settings['memory_limit_GiB']}; use a smaller model "
-                "(builder preset 'fast'), fewer k-points, or raise memory_limit_GiB"
+                f"exceeds the preset's memory_limit_GiB={limit}; use a smaller model "
+                "(builder preset 'fast'), fewer k-points, or raise gpaw: {memory_limit_GiB: ...}"
             )
-        return est
 
-    # ---------------------------------------------------------------- tasks
-    def relax(self, structure: Structure, base_dir: Path, fixed: list[int] | None = None, **kw) -> dict:
-        """Relax; with the preset's `prerelax_mlip` the start is first pre-relaxed by the MLIP.
+    def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
+        mlip = task["settings"].get("prerelax_mlip")
+        if task["kind"] == "relax" and mlip and not (folder / "relax.traj").exists():
+            # the folder keeps the hash of the un-pre-relaxed input, so a re-run finds (and resumes) it
+            from hetero.engines.mlip import prerelax
 
-        The run folder is named after the un-pre-relaxed input, so a re-run finds it (and resumes its
-        trajectory) even though the MLIP's output may differ in the last digits between runs.
-        """
-        settings = self.settings_for(structure, **kw)
-        task = {"kind": "relax", "settings": settings, "atoms": atoms_dict(structure, fixed, settings)}
-        mlip = settings.get("prerelax_mlip")
-        if mlip:
-            folder = Path(base_dir) / f"relax-{settings_hash(task)}"
-            pre = folder / "prerelaxed.json"
-            if not (folder / "result.json").exists() and not pre.exists():
-                from hetero.engines.mlip import prerelax
-
-                folder.mkdir(parents=True, exist_ok=True)
-                start = prerelax(structure, model=mlip)
-                pre.write_text(json.dumps(atoms_dict(start, fixed, settings)))
-        return self._run(task, base_dir, structure)
-
-    def static(
-        self,
-        structure: Structure,
-        base_dir: Path,
-        outputs: tuple[str, ...] = ("density", "potential", "dos"),
-        gpts: list[int] | None = None,
-        settings_override: dict[str, Any] | None = None,
-        **kw,
-    ) -> dict:
-        settings = settings_override or self.settings_for(structure, **kw)
-        task = {
-            "kind": "static",
-            "settings": settings,
-            "atoms": atoms_dict(structure, None, settings),
-            "outputs": list(outputs),
-            "gpts": gpts,
-        }
-        return self._run(task, base_dir, structure)
-
-    def neb(
-        self, images: list[Structure], endpoint_energies: list[float], base_dir: Path,
-        neb_settings: dict[str, Any] | None = None, **kw,
-    ) -> dict:
-        """CI-NEB; `neb_settings` (neb_* keys) override the preset for this task only, so a campaign can
-        set its NEB without touching the hashes (and cached results) of its relax and static runs."""
-        settings = self.settings_for(images[0], **kw)
-        bad = [k for k in (neb_settings or {}) if not k.startswith("neb_") or k not in settings]
-        if bad:
-            raise PresetError(f"unknown NEB settings {bad}; valid: {sorted(k for k in settings if k.startswith('neb_'))}")
-        settings.update(neb_settings or {})
-        task = {
-            "kind": "neb",
-            "settings": settings,
-            "images": [atoms_dict(s, _fixed_from_props(s), settings) for s in images],
-            "endpoint_energies_eV": list(endpoint_energies),
-        }
-        return self._run(task, base_dir, images[0], n_calcs=len(images) - 2)
-
-    def _run(self, task: dict, base_dir: Path, structure: Structure, n_calcs: int = 1) -> dict:
-        self.check_memory(structure, task["settings"])
-        digest = settings_hash(task)
-        folder = Path(base_dir) / f"{task['kind']}-{digest}"
-        done = folder / "result.json"
-        if done.exists():
-            result = json.loads(done.read_text())
-            result["cached"] = True
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            run_task = dict(task)
-            if (folder / "prerelaxed.json").exists():  # start from the MLIP geometry
-                run_task["atoms"] = json.loads((folder / "prerelaxed.json").read_text())
+            start = prerelax(structure, model=mlip)
+            run_task = dict(task, atoms={**task["atoms"], "positions": start.cart_coords.tolist()}, prerelaxed_with=mlip)
             (folder / "task.json").write_text(json.dumps(run_task))
-            result = self._launch(folder)
-            result["cached"] = False
-        result["run_dir"] = str(folder)
-        result["settings"] = task["settings"]
-        result["settings_hash"] = settings_hash(task["settings"])
-        result["task_hash"] = digest
-        return result
+        return self._launch(folder)
 
     def _launch(self, folder: Path) -> dict:
         n = self.n_cores()
@@ -238,6 +153,7 @@ class GpawEngine:
         # idle ranks yield the core instead of spinning: two runs sharing a node stay usable
         env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
         t0 = time.time()
+        (folder / "result.json").unlink(missing_ok=True)
         with open(folder / "worker.log", "ab") as log:
             proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         if proc.returncode != 0 or not (folder / "result.json").exists():
@@ -245,40 +161,16 @@ class GpawEngine:
             if "KohnShamConvergenceError" in log_text:
                 raise SCFNotConvergedError(
                     f"SCF did not converge in {folder} (scf_maxiter), nor on the retry with safer mixing "
-                    "(beta 0.02) and doubled smearing: raise scf_maxiter, check the structure or the spin set-up"
+                    "(beta 0.02) and doubled smearing: raise gpaw: {scf_maxiter: ...}, check the structure or the spin set-up"
                 )
             raise EngineRunError(f"GPAW run in {folder} failed (exit {proc.returncode}); last output:\n{log_text[-2000:]}")
-        result = json.loads((folder / "result.json").read_text())
+        try:
+            result = json.loads((folder / "result.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise EngineRunError(f"{folder / 'result.json'}: incomplete result file ({exc})") from exc
         result["launch_wall_s"] = time.time() - t0
         return result
 
 
-def _fixed_from_props(structure: Structure) -> list[int]:
-    sd = structure.site_properties.get("selective_dynamics")
-    if sd is None:
-        return []
-    return [i for i, flags in enumerate(sd) if not any(flags)]
-
-
-def atoms_dict(structure: Structure, fixed: list[int] | None, settings: dict[str, Any]) -> dict:
-    if fixed is None:
-        fixed = _fixed_from_props(structure)
-    symbols = [sp.symbol for sp in structure.species]
-    magmoms = None
-    if settings.get("spinpol"):
-        m0 = settings.get("magmom_init", 1.0)
-        magmoms = [m0 if s in MAGNETIC_PRONE else 0.0 for s in symbols]
-        if not any(magmoms):
-            magmoms = [m0] * len(symbols)  # e.g. an isolated alkali atom
-    return {
-        "symbols": symbols,
-        "positions": structure.cart_coords.tolist(),
-        "cell": structure.lattice.matrix.tolist(),
-        "pbc": [True, True, True],
-        "fixed": list(fixed),
-        "magmoms": magmoms,
-    }
-
-
-def structure_from_atoms_dict(d: dict) -> Structure:
-    return Structure(d["cell"], d["symbols"], d["positions"], coords_are_cartesian=True)
+__all__ = ["GpawEngine", "ModelTooLargeError", "SCFNotConvergedError", "EngineRunError", "PresetError",
+           "structure_from_atoms_dict", "estimate_memory_GiB"]

@@ -16,38 +16,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
-from ase.constraints import FixAtoms
-from ase.io import Trajectory
-from ase.optimize import BFGS, FIRE
 from gpaw import GPAW, PW, FermiDirac, KohnShamConvergenceError, Mixer
 from gpaw.mpi import world
+
+from hetero.engines import ase_tasks
+from hetero.engines.ase_tasks import atoms_from_dict, atoms_to_dict
 
 DOS_WINDOW_EV = (-12.0, 6.0)
 DOS_STEP_EV = 0.01
 
 
-def _atoms_from_dict(d: dict) -> Atoms:
-    atoms = Atoms(
-        symbols=d["symbols"],
-        positions=d["positions"],
-        cell=d["cell"],
-        pbc=d.get("pbc", [True, True, True]),
-    )
-    if d.get("fixed"):
-        atoms.set_constraint(FixAtoms(indices=d["fixed"]))
-    if d.get("magmoms") is not None:
-        atoms.set_initial_magnetic_moments(d["magmoms"])
-    return atoms
-
-
-def _atoms_to_dict(atoms: Atoms) -> dict:
-    return {
-        "symbols": atoms.get_chemical_symbols(),
-        "positions": atoms.get_positions().tolist(),
-        "cell": atoms.cell.array.tolist(),
-        "pbc": [bool(p) for p in atoms.pbc],
-    }
+def _atoms(d: dict, settings: dict, fixed: list[int] | None = None):
+    """ASE atoms of a task, with initial moments per element when spin is on."""
+    moms = settings.get("magmoms") or {}
+    magmoms = [float(moms.get(sym, 0.0)) for sym in d["symbols"]] if settings.get("spinpol") else None
+    return atoms_from_dict(d, fixed, magmoms)
 
 
 def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None, communicator=None):
@@ -87,7 +70,8 @@ def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None, communic
         from ase.calculators.mixing import SumCalculator
         from dftd3.ase import DFTD3
 
-        return SumCalculator([calc, DFTD3(method=settings.get("xc", "PBE"), damping="d3bj")]), calc
+        # dftd3's names: "d3bj" (Becke-Johnson) or "d3zero" (zero damping)
+        return SumCalculator([calc, DFTD3(method=settings.get("xc", "PBE"), damping=settings["d3"])]), calc
     return calc, calc
 
 
@@ -125,49 +109,32 @@ def _save(path: Path, **arrays) -> None:
 
 def run_relax(task: dict, folder: Path) -> dict:
     settings = task["settings"]
-    atoms = _atoms_from_dict(task["atoms"])
-    traj_path = folder / "relax.traj"
-    # resume: continue from the last geometry of an interrupted relaxation
-    if traj_path.exists() and traj_path.stat().st_size > 0:
-        try:
-            last = Trajectory(str(traj_path))[-1]
-            atoms.positions = last.positions
-        except Exception:
-            pass
+    atoms = _atoms(task["atoms"], settings, task.get("fixed"))
     _prepare(atoms, settings)
     calc, dft = _make_gpaw(settings, str(folder / "gpaw-relax.txt"))
     atoms.calc = calc
-    opt_cls = FIRE if settings.get("optimizer", "BFGS").upper() == "FIRE" else BFGS
-    traj = Trajectory(str(traj_path), "a", atoms)
-    opt = opt_cls(atoms, logfile=str(folder / "opt.log"), trajectory=traj)
-    fmax = settings.get("fmax_eV_A", 0.05)
-    steps = settings.get("relax_steps", 100)
-    converged = False
+    holder = {"dft": dft}
+
+    def safer():  # one retry from the current geometry with safer mixing and smearing
+        c, holder["dft"] = _make_gpaw(settings, str(folder / "gpaw-relax-retry.txt"), safe=True)
+        return c
+
+    out = ase_tasks.relax(atoms, folder, settings.get("fmax_eV_A", 0.05), settings.get("relax_steps", 100),
+                          settings.get("optimizer", "BFGS"), cell=bool(task.get("cell")),
+                          retry=(KohnShamConvergenceError, safer))
+    out["fermi_eV"] = float(holder["dft"].get_fermi_level())
+    out["files"]["log"] = "gpaw-relax.txt"
     try:
-        converged = bool(opt.run(fmax=fmax, steps=steps))
-    except KohnShamConvergenceError:
-        # one retry from the current geometry with safer mixing and smearing
-        calc, dft = _make_gpaw(settings, str(folder / "gpaw-relax-retry.txt"), safe=True)
-        atoms.calc = calc
-        opt = opt_cls(atoms, logfile=str(folder / "opt.log"), trajectory=traj)
-        converged = bool(opt.run(fmax=fmax, steps=steps))
-    energy = atoms.get_potential_energy()
-    forces = atoms.get_forces()
-    return {
-        "energy_eV": float(energy),
-        "forces_max_eV_A": float(np.linalg.norm(forces, axis=1).max()),
-        "fermi_eV": float(dft.get_fermi_level()),
-        "n_ionic_steps": int(opt.nsteps),
-        "converged": converged,
-        "atoms": _atoms_to_dict(atoms),
-        "files": {"trajectory": "relax.traj", "log": "gpaw-relax.txt"},
-    }
+        out["magmom_total"] = float(holder["dft"].get_magnetic_moment())
+    except Exception:
+        out["magmom_total"] = None
+    return out
 
 
 def run_static(task: dict, folder: Path) -> dict:
     settings = task["settings"]
-    want = set(task.get("outputs", ["density", "potential", "dos"]))
-    atoms = _atoms_from_dict(task["atoms"])
+    want = set(task.get("outputs", []))
+    atoms = _atoms(task["atoms"], settings)
     energy, calc, dft, retried = _scf(atoms, settings, str(folder / "gpaw-static.txt"), task.get("gpts"))
     fermi = float(dft.get_fermi_level())
     out: dict = {
@@ -178,7 +145,7 @@ def run_static(task: dict, folder: Path) -> dict:
         "valence": [float(s.Nv) for s in dft.setups],
         "core_electrons": [float(s.Nc) for s in dft.setups],
         "retried_safe_mixing": retried,
-        "atoms": _atoms_to_dict(atoms),
+        "atoms": atoms_to_dict(atoms),
         "files": {"log": "gpaw-static.txt"},
     }
     try:
@@ -238,22 +205,11 @@ def run_static(task: dict, folder: Path) -> dict:
 
 def run_neb(task: dict, folder: Path) -> dict:
     """CI-NEB over the given images (endpoints fixed, their energies given, not recomputed)."""
-    from ase.mep import NEB, NEBTools
-
     settings = task["settings"]
-    images = [_atoms_from_dict(d) for d in task["images"]]
+    images = [_atoms(d, settings, task.get("fixed")) for d in task["images"]]
     for a in images:
         _prepare(a, settings)
-    traj_path = folder / "neb.traj"
     n_mid = len(images) - 2
-    if traj_path.exists() and traj_path.stat().st_size > 0:  # resume from the last band
-        try:
-            band = Trajectory(str(traj_path))[-len(images):]
-            if len(band) == len(images):
-                for a, b in zip(images[1:-1], band[1:-1]):
-                    a.positions = b.positions
-        except Exception:
-            pass
     # images in parallel (GPAW's recipe: each image on its own group of ranks) when the ranks split
     # evenly over more than one moving image; otherwise one image after another on every rank
     per_image = world.size // n_mid if n_mid else 0
@@ -266,37 +222,7 @@ def run_neb(task: dict, folder: Path) -> dict:
                 a.calc = _make_gpaw(settings, txt, communicator=ranks)[0]
         else:
             a.calc = _make_gpaw(settings, txt)[0]
-    # endpoints: single points already done by the adsorption jobs; attach a fixed-energy calculator
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    for a, e in zip((images[0], images[-1]), task["endpoint_energies_eV"]):
-        a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
-    neb = NEB(images, climb=True, k=settings.get("neb_spring", 0.1), method="improvedtangent",
-              allow_shared_calculator=False, parallel=parallel, world=world if parallel else None)
-    opt = FIRE(neb, logfile=str(folder / "neb.log"), trajectory=str(traj_path), append_trajectory=True)
-    converged = bool(opt.run(fmax=settings.get("neb_fmax_eV_A", 0.1), steps=settings.get("neb_steps", 60)))
-    if parallel:  # every rank gets every image's final energy and forces (broadcast by the NEB)
-        neb.get_forces()
-        for a, e, f in zip(images[1:-1], neb.energies[1:-1], neb.real_forces[1:-1]):
-            a.calc = SinglePointCalculator(a, energy=float(e), forces=f.copy())
-    energies = [float(a.get_potential_energy()) for a in images]
-    tools = NEBTools(images)
-    s, e, sfit, efit, lines = tools.get_fit()
-    if world.rank == 0:
-        with Trajectory(str(folder / "neb-final.traj"), "w") as t:
-            for a in images:
-                t.write(a)
-    return {
-        "energies_eV": energies,
-        "reaction_coord_A": [float(x) for x in s],
-        "spline_x_A": [float(x) for x in sfit],
-        "spline_e_eV": [float(x) for x in efit],
-        "converged": converged,
-        "n_images_moving": n_mid,
-        "images_in_parallel": parallel,
-        "images": [_atoms_to_dict(a) for a in images],
-        "files": {"band": "neb-final.traj", "log": "neb.log"},
-    }
+    return ase_tasks.neb(images, task["endpoint_energies_eV"], folder, settings, parallel=parallel, world=world)
 
 
 RUNNERS = {"relax": run_relax, "static": run_static, "neb": run_neb}

@@ -1,36 +1,137 @@
-"""Machine-learned potentials (CHGNet) for pre-relaxing geometries before DFT. Never reported.
+"""Machine-learned potentials (CHGNet, SevenNet-0) as an engine: energy, forces, relaxation, CI-NEB.
 
-CHGNet's weights ship inside its wheel, so this works offline. Its absolute energies are off by a
-few tenths of an eV against PBE, so only geometries leave this module.
+Weights ship inside the wheels (chgnet, sevenn), so this works offline. The relaxation and NEB are the
+same ASE code path as GPAW's (hetero.engines.ase_tasks); only the calculator differs. No electron
+density, DOS or potential: a flow that needs them fails when it is built. Every result is labelled
+``mlip:<model>`` in its provenance and in the table: MLIP absolute energies are 0.3-0.45 eV off PBE
+for adsorbed ions (measured on Na/VN(001)), so they rank, they do not replace DFT.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
-import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pymatgen.core import Structure
 
+from hetero.engines import ase_tasks
+from hetero.engines.base import Capability, Engine, atoms_dict, fixed_indices
+from hetero.engines.settings import Resolved, SettingsError
 
-@functools.lru_cache(maxsize=1)
-def _chgnet_relaxer():
-    from chgnet.model import StructOptimizer
+MODELS = ("chgnet", "sevennet")
+MLIP_KEYS = {"optimizer": "FIRE | BFGS", "threads": "torch threads per worker (default 1: cores are shared)"}
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return StructOptimizer()
+
+def _threads() -> int:
+    return int(os.environ.get("HETERO_TORCH_THREADS", "1"))
+
+
+@functools.lru_cache(maxsize=2)
+def calculator(model: str):
+    """An ASE calculator for a shipped model, loaded once per process (torch on one thread)."""
+    import torch
+
+    torch.set_num_threads(_threads())
+    if model == "chgnet":
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            return CHGNetCalculator(use_device="cpu")
+    if model == "sevennet":
+        try:
+            from sevenn.calculator import SevenNetCalculator
+        except ImportError as exc:
+            raise SettingsError("model 'sevennet' needs the sevenn package (pip install sevenn)") from exc
+        return SevenNetCalculator("7net-0", device="cpu")
+    raise SettingsError(f"unknown MLIP model '{model}'; valid: {', '.join(MODELS)}")
+
+
+def model_version(model: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{model} {version('chgnet' if model == 'chgnet' else 'sevenn')}"
+    except PackageNotFoundError:
+        return model
+
+
+@dataclass
+class MlipEngine(Engine):
+    """A universal MLIP through ASE; ``model`` is chgnet or sevennet."""
+
+    preset: str = "fast"
+    model: str = "chgnet"
+
+    name: ClassVar[str] = "mlip"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.ENERGY_FORCES, Capability.RELAX, Capability.CELL_RELAX, Capability.NEB})
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise SettingsError(f"unknown MLIP model '{self.model}'; valid: {', '.join(MODELS)}")
+        super().__post_init__()
+
+    @property
+    def label(self) -> str:
+        return f"mlip:{self.model}"
+
+    def check_native(self, native: dict[str, Any]) -> None:
+        bad = sorted(set(native) - set(MLIP_KEYS))
+        if bad:
+            raise SettingsError(f"unknown MLIP-only settings {bad} under 'mlip:'; valid: {', '.join(sorted(MLIP_KEYS))}")
+
+    def translate(self, resolved: Resolved, structure: Structure, kind: str) -> dict[str, Any]:
+        """Only the optimiser settings apply: electronic settings (cutoff, k-points, smearing, spin,
+        dispersion, dipole) have no meaning for these models and are not part of the task."""
+        v = resolved.values
+        s: dict[str, Any] = {"model": self.model, "optimizer": self.native.get("optimizer", "FIRE")}
+        if kind == "relax":
+            s.update(fmax_eV_A=float(v["fmax_eV_A"]), relax_steps=int(v["relax_steps"]))
+        if kind == "neb":
+            s.update({k: v[k] for k in ("neb_steps", "neb_fmax_eV_A", "neb_spring", "neb_climb")})
+        return s
+
+    def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
+        calc = calculator(self.model)
+        t0 = time.time()
+        settings = task["settings"]
+        if task["kind"] == "neb":
+            images = [ase_tasks.atoms_from_dict(d, task.get("fixed")) for d in task["images"]]
+            for a in images[1:-1]:
+                a.calc = calc
+            out = ase_tasks.neb(images, task["endpoint_energies_eV"], folder, settings, parallel=False, world=None)
+        else:
+            atoms = ase_tasks.atoms_from_dict(task["atoms"], task.get("fixed"))
+            atoms.calc = calc
+            if task["kind"] == "relax":
+                out = ase_tasks.relax(atoms, folder, settings["fmax_eV_A"], settings["relax_steps"],
+                                      settings["optimizer"], cell=bool(task.get("cell")))
+            else:
+                import numpy as np
+
+                forces = atoms.get_forces()
+                out = {"energy_eV": float(atoms.get_potential_energy()),
+                       "forces_max_eV_A": float(np.linalg.norm(forces, axis=1).max()),
+                       "atoms": ase_tasks.atoms_to_dict(atoms), "files": {}}
+        out.update(wall_s=time.time() - t0, cores=1, engine_version=model_version(self.model))
+        return out
 
 
 def prerelax(structure: Structure, model: str = "chgnet", fmax: float = 0.05, steps: int = 300) -> Structure:
-    """Relax positions (cell fixed; selective dynamics honoured) with an MLIP; returns a new Structure."""
-    if model != "chgnet":
-        raise ValueError(f"unknown MLIP '{model}': 'chgnet' is supported")
-    relaxer = _chgnet_relaxer()
-    with contextlib.redirect_stdout(io.StringIO()):
-        out = relaxer.relax(structure, fmax=fmax, steps=steps, relax_cell=False, verbose=False)
-    final: Structure = out["final_structure"]
-    if "selective_dynamics" in structure.site_properties:
-        final.add_site_property("selective_dynamics", structure.site_properties["selective_dynamics"])
-    for key, value in (structure.properties or {}).items():
-        final.properties[key] = value
+    """Positions relaxed with an MLIP (cell fixed; selective dynamics honoured) as a DFT start. Never reported."""
+    atoms = ase_tasks.atoms_from_dict(atoms_dict(structure), fixed_indices(structure))
+    atoms.calc = calculator(model)
+    from ase.optimize import FIRE
+
+    FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)
+    final = structure.copy()
+    for i, pos in enumerate(atoms.get_positions()):
+        final.replace(i, final[i].species, pos, coords_are_cartesian=True, properties=final[i].properties)
     return final
+

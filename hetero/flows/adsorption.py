@@ -15,6 +15,8 @@ import numpy as np
 from jobflow import Flow, Maker, Response, job
 from pymatgen.core import Lattice, Structure
 
+from hetero.engines.base import Capability, Engine
+from hetero.engines.settings import ModelFacts
 from hetero.flows.jobs import (
     CddMaker,
     NebMaker,
@@ -30,6 +32,30 @@ from hetero.flows.jobs import (
 
 ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb", "coverage")
 
+# what each step needs from the engine: a flow asking for more than its engine gives fails when built
+STEP_NEEDS: dict[str, set[Capability]] = {
+    "relax": {Capability.RELAX},
+    "static": {Capability.ENERGY_FORCES},
+    "dos": {Capability.DOS},
+    "bader": {Capability.DENSITY, Capability.ALL_ELECTRON_DENSITY},
+    "cdd": {Capability.DENSITY},
+    "workfunction": {Capability.POTENTIAL},
+    "elf": {Capability.ELF},
+    "adsorption": {Capability.RELAX},
+    "neb": {Capability.NEB},
+    "coverage": {Capability.RELAX},
+}
+
+
+def steps_engine_cannot_run(engine: Engine, steps) -> dict[str, str]:
+    """step -> what the engine lacks for it (empty when the engine can run every step)."""
+    out = {}
+    for step in steps:
+        missing = [c.value for c in STEP_NEEDS.get(step, set()) if c not in engine.capabilities]
+        if missing:
+            out[step] = ", ".join(missing)
+    return out
+
 
 def _fixed(structure: Structure) -> list[int]:
     sd = structure.site_properties.get("selective_dynamics")
@@ -43,8 +69,11 @@ def isolated_atom(element: str, box_A: float) -> Structure:
 
 @dataclass
 class AdsorptionFlowMaker(Maker):
+    """The chain for one host and one ion on one engine; ``facts`` are the host model's (hetero.engines.settings.ModelFacts)."""
+
     name: str = "adsorption"
-    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    engine: Engine | None = None
+    facts: dict = field(default_factory=dict)
     steps: tuple[str, ...] = ALL_STEPS
     references: tuple[str, ...] = ("bulk", "atom")
     neb_settings: dict = field(default_factory=dict)
@@ -61,15 +90,25 @@ class AdsorptionFlowMaker(Maker):
         ion_bulk: Structure | None = None,
         host_fragments: dict[str, list[int]] | None = None,
     ) -> Flow:
-        """`sites`: [{"label": str, "structure": Structure with the ion last}, ...].
+        """`sites`: [{"label": str, "structure": Structure with the ion last, "surface": bool}, ...].
 
         `host_fragments` (e.g. {"film": [...], "substrate": [...]} of an interface model) adds the
         interface's own CDD, per-fragment Bader and per-fragment DOS to the host analyses.
         """
+        lacking = steps_engine_cannot_run(self.engine, self.steps)
+        if lacking:
+            self.engine.require(set().union(*(STEP_NEEDS[s] for s in lacking)), f"steps {sorted(lacking)}")
+        facts = ModelFacts(**self.facts)
+        # every energy of one E_ads uses the same functional: dispersion is decided once, from the host
+        site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
         jobs = []
-        relax = RelaxMaker(engine=self.engine, asymmetric_slab=True)
-        outputs = ("density", "potential", "dos") + (("elf",) if "elf" in self.steps else ())
-        static = StaticMaker(engine=self.engine, asymmetric_slab=True, outputs=outputs)
+        outputs = tuple(o for o, step in (("density", "bader"), ("density", "cdd"), ("potential", "workfunction"),
+                                          ("dos", "dos"), ("elf", "elf")) if step in self.steps)
+        outputs = tuple(dict.fromkeys(outputs))
+        relax = RelaxMaker(engine=self.engine, facts=facts.model_dump())
+        static = StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=outputs)
+        site_relax = RelaxMaker(engine=self.engine, facts=site_facts.model_dump())
+        site_static = StaticMaker(engine=self.engine, facts=site_facts.model_dump(), outputs=outputs)
 
         host_relax = relax.make(host, system, "host", run_root)
         host_relax.name = "relax host"
@@ -80,17 +119,21 @@ class AdsorptionFlowMaker(Maker):
 
         mu = {"bulk": None, "atom": None}
         if "bulk" in self.references and ion_bulk is not None:
-            bulk_static = StaticMaker(engine=self.engine, outputs=()).make(ion_bulk, f"{ion}-bulk", "reference", run_root)
+            # the metal relaxed (cell and positions) with the campaign's settings, then a static run
+            bulk_facts = facts.derive(kind="bulk", asymmetric=False).model_dump()
+            bulk_relax = RelaxMaker(engine=self.engine, facts=bulk_facts, cell=True).make(ion_bulk, f"{ion}-bulk", "reference", run_root)
+            bulk_relax.name = f"relax {ion} bulk metal (cell)"
+            bulk_static = StaticMaker(engine=self.engine, facts=bulk_facts, outputs=()).make(
+                bulk_relax.output.structure, f"{ion}-bulk", "reference", run_root)
             bulk_static.name = f"static {ion} bulk metal"
             mu_bulk = reference_energy_job(bulk_static.output, len(ion_bulk))
             mu_bulk.name = f"mu {ion} bulk"
-            jobs += [bulk_static, mu_bulk]
+            jobs += [bulk_relax, bulk_static, mu_bulk]
             mu["bulk"] = mu_bulk.output
         if "atom" in self.references:
-            atom_engine = dict(self.engine)
-            atom_engine["overrides"] = {**self.engine.get("overrides", {}), "kpts": [1, 1, 1], "spinpol": True}
-            box = 12.0
-            atom_static = StaticMaker(engine=atom_engine, outputs=()).make(
+            atom_facts = facts.derive(kind="atom", asymmetric=False).model_dump()
+            box = float(self.engine.neutral["atom_box_A"])
+            atom_static = StaticMaker(engine=self.engine, facts=atom_facts, outputs=()).make(
                 isolated_atom(ion, box), f"{ion}-atom", "reference", run_root
             )
             atom_static.name = f"static {ion} atom"
@@ -106,9 +149,12 @@ class AdsorptionFlowMaker(Maker):
             ion_index = len(s) - 1
             frags = {"host": list(range(len(s) - 1)), "ion": [ion_index]}
             dos_frags = {**host_fragments, "ion": [ion_index]} if host_fragments else frags
-            r = relax.make(s, system, label, run_root)
+            # an ion in the gap of a stack leaves the stack's own (a)symmetry; on a surface it breaks it
+            surface = site.get("surface", not site["label"].startswith("gap-"))
+            r_maker, s_maker = (site_relax, site_static) if surface else (relax, static)
+            r = r_maker.make(s, system, label, run_root)
             r.name = f"relax {label}"
-            st = static.make(r.output.structure, system, label, run_root)
+            st = s_maker.make(r.output.structure, system, label, run_root)
             st.name = f"static {label}"
             jobs += [r, st]
             jobs += self._analyses(st, frags, run_root, label, dos_frags)
@@ -121,13 +167,14 @@ class AdsorptionFlowMaker(Maker):
                 jobs.append(ads)
                 ads_outputs.append(ads.output)
         if "neb" in self.steps and len(ads_outputs) >= 2:
-            pick = neb_from_best_site(ads_outputs, self.engine, _fixed(host), system, ion, run_root, self.neb_settings)
+            pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
+                                      run_root, self.neb_settings)
             pick.name = "select NEB path"
             jobs.append(pick)
         if "coverage" in self.steps and ads_outputs:
             cov = coverage_series(
-                ads_outputs, host_static.output, mu["bulk"], mu["atom"], self.engine, _fixed(host), system, ion,
-                run_root, self.coverage_settings,
+                ads_outputs, host_static.output, mu["bulk"], mu["atom"], self.engine, site_facts.model_dump(),
+                _fixed(host), system, ion, run_root, self.coverage_settings,
             )
             cov.name = f"coverage series {ion}"
             jobs.append(cov)
@@ -156,7 +203,7 @@ class AdsorptionFlowMaker(Maker):
 
 @job
 def neb_from_best_site(
-    ads_docs: list[dict], engine: dict, fixed: list[int], system: str, ion: str, run_root: str,
+    ads_docs: list[dict], engine: Engine, facts: dict, fixed: list[int], system: str, ion: str, run_root: str,
     neb_settings: dict | None = None,
 ):
     """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind."""
@@ -175,7 +222,7 @@ def neb_from_best_site(
     if not candidates:
         return None
     end = min(candidates, key=ion_distance)
-    neb = NebMaker(engine=engine, neb_settings=neb_settings or {}).make(
+    neb = NebMaker(engine=engine, facts=facts, neb_settings=neb_settings or {}).make(
         {**best, "site": best["site"]}, {**end, "site": end["site"]}, ion_index, fixed, system, ion, run_root
     )
     neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"
@@ -184,8 +231,8 @@ def neb_from_best_site(
 
 @job
 def coverage_series(
-    ads_docs: list[dict], host_calc: dict, mu_bulk: float | None, mu_atom: float | None, engine: dict,
-    fixed: list[int], system: str, ion: str, run_root: str, settings: dict | None = None,
+    ads_docs: list[dict], host_calc: dict, mu_bulk: float | None, mu_atom: float | None, engine: Engine,
+    facts: dict, fixed: list[int], system: str, ion: str, run_root: str, settings: dict | None = None,
 ):
     """Adds relax + static + E_ads for 2..n ions on the copies of one site, then the coverage document.
 
@@ -216,8 +263,8 @@ def coverage_series(
         else f"no further copy of {one['site']} is {min_sep:.2f} A or more from the placed ions in this cell "
         f"(a larger surface_supercell holds more)"
     )
-    relax = RelaxMaker(engine=engine, asymmetric_slab=True)
-    static = StaticMaker(engine=engine, asymmetric_slab=True, outputs=())
+    relax = RelaxMaker(engine=engine, facts=facts)
+    static = StaticMaker(engine=engine, facts=facts, outputs=())
     jobs, outs = [], []
     for s in models:
         n = len(s) - len(host)

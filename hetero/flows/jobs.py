@@ -1,14 +1,14 @@
-"""jobflow Makers for the chain's steps (atomate2's pattern: dataclass makers with an engine field).
+"""jobflow Makers for the chain's steps (atomate2's pattern: dataclass makers holding an engine).
 
-Each job runs one engine task in `<run_root>/<system>/<label>/` and returns a schema document. The
-engine caches by task hash, so a re-run of a campaign returns stored results without recomputing.
-Swapping engines = changing the `engine` field (GPAW here; VASP or an MLIP share the contract).
+Each job runs one engine task in `<run_root>/<system>/<label>/` and returns a schema document. Makers
+hold an engine object (hetero.engines.base.Engine: GPAW, VASP or an MLIP) and the model's facts
+(hetero.engines.settings.ModelFacts); swapping engines is changing that one field. The engine caches
+by task hash, so a re-run of a campaign returns stored results without recomputing.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from jobflow import Maker, job
 from pydantic import BaseModel
 from pymatgen.core import Structure
 
-from hetero import __version__
 from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
 from hetero.analysis.descriptors import (
@@ -30,19 +29,19 @@ from hetero.analysis.descriptors import (
 from hetero.analysis.dos import reduce_dos
 from hetero.analysis.neb import barrier, hop_length
 from hetero.analysis.workfunction import NoVacuumError, work_function
-from hetero.engines import get_engine
-from hetero.engines.gpaw import structure_from_atoms_dict
+from hetero.engines.base import Engine
+from hetero.engines.settings import ModelFacts
 from hetero.schemas import (
     AdsorptionDoc,
     BaderDoc,
     CalcDoc,
+    CalcResult,
     CddDoc,
     CoverageDoc,
     DosDoc,
     NebDoc,
     Provenance,
     WorkFunctionDoc,
-    plain_structure_dict,
 )
 
 
@@ -62,64 +61,53 @@ def _base_dir(run_root: str, system: str, label: str) -> Path:
     return Path(run_root) / safe(system) / safe(label or "main")
 
 
-def _provenance(engine, result: dict) -> Provenance:
-    return Provenance(
-        engine=engine.name,
-        engine_version=result.get("engine_version", ""),
-        settings=result.get("settings", {}),
-        settings_hash=result.get("settings_hash", ""),
-        run_dir=result.get("run_dir", ""),
-        wall_s=result.get("wall_s"),
-        cores=result.get("cores"),
-        hetero_version=__version__,
-    )
+def _facts(facts: ModelFacts | dict | None) -> ModelFacts:
+    return facts if isinstance(facts, ModelFacts) else ModelFacts(**(facts or {}))
 
 
-def _calc_doc(engine, result: dict, system: str, label: str, step: str) -> CalcDoc:
-    final = structure_from_atoms_dict(result["atoms"])
+def calc_doc(result: CalcResult, system: str, label: str) -> CalcDoc:
+    """A flow's name for an engine result: which system, which model, which step."""
+    final = Structure.from_dict(result.structure)
     return CalcDoc(
-        system=system,
-        label=label,
-        step=step,
-        formula=final.composition.formula.replace(" ", ""),
-        n_atoms=len(final),
-        energy_eV=result["energy_eV"],
-        forces_max_eV_A=result.get("forces_max_eV_A"),
-        fermi_eV=result.get("fermi_eV"),
-        n_scf=result.get("n_scf"),
-        n_ionic_steps=result.get("n_ionic_steps"),
-        converged=result.get("converged", True),
-        magmom_total=result.get("magmom_total"),
-        structure=plain_structure_dict(final),
-        files={k: str(Path(result["run_dir"]) / v) for k, v in result.get("files", {}).items()},
-        provenance=_provenance(engine, result),
+        system=system, label=label, step=result.kind, formula=final.composition.formula.replace(" ", ""),
+        n_atoms=len(final), **result.model_dump(exclude={"kind", "cached"}),
     )
+
+
+def _outputs(calc: dict) -> dict:
+    """The electronic outputs a static run stored in its document (not read back from engine files)."""
+    out = calc.get("outputs")
+    if not out:
+        raise ValueError(f"{calc.get('system')}/{calc.get('label')}: the static run stored no electronic outputs "
+                         "(density, DOS, potential); it ran on an engine or with outputs that do not give them")
+    return out
 
 
 @dataclass
 class RelaxMaker(Maker):
-    """Relax atoms (fixed ones honoured); optional MLIP pre-relaxation (never reported)."""
+    """Relax atoms (selective dynamics honoured); ``cell=True`` relaxes the cell too (bulk references)."""
 
     name: str = "relax"
-    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
-    asymmetric_slab: bool = False
+    engine: Engine | None = None
+    facts: dict = field(default_factory=dict)  # ModelFacts as a dict (serialisable with the maker)
+    cell: bool = False
 
     @job
     @_plain
-    def make(self, structure: Structure, system: str, label: str, run_root: str) -> dict:
-        engine = get_engine(**self.engine)
-        result = engine.relax(structure, _base_dir(run_root, system, label), asymmetric_slab=self.asymmetric_slab)
-        doc = _calc_doc(engine, result, system, label, "relax")
-        return doc
+    def make(self, structure: Structure | dict, system: str, label: str, run_root: str) -> dict:
+        if isinstance(structure, dict):
+            structure = Structure.from_dict(structure)
+        result = self.engine.relax(structure, _base_dir(run_root, system, label), _facts(self.facts), cell=self.cell)
+        return calc_doc(result, system, label)
 
 
 @dataclass
 class StaticMaker(Maker):
-    """SCF at fixed geometry: energy, densities (pseudo + all-electron), planar potential and DOS."""
+    """SCF at fixed geometry with the requested outputs (density, potential, dos, elf)."""
 
     name: str = "static"
-    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
-    asymmetric_slab: bool = False
+    engine: Engine | None = None
+    facts: dict = field(default_factory=dict)
     outputs: tuple[str, ...] = ("density", "potential", "dos")
 
     @job
@@ -127,15 +115,9 @@ class StaticMaker(Maker):
     def make(self, structure: Structure | dict, system: str, label: str, run_root: str) -> dict:
         if isinstance(structure, dict):
             structure = Structure.from_dict(structure)
-        engine = get_engine(**self.engine)
-        result = engine.static(
-            structure, _base_dir(run_root, system, label), outputs=self.outputs, asymmetric_slab=self.asymmetric_slab
-        )
-        return _calc_doc(engine, result, system, label, "static")
-
-
-def _result_json(calc: dict) -> dict:
-    return json.loads((Path(calc["provenance"]["run_dir"]) / "result.json").read_text())
+        result = self.engine.static(structure, _base_dir(run_root, system, label), _facts(self.facts),
+                                    outputs=tuple(self.outputs))
+        return calc_doc(result, system, label)
 
 
 @job
@@ -144,14 +126,14 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     """Total, per-element and per-fragment DOS from a static run's saved arrays (E_F at 0)."""
     data = np.load(calc["files"]["dos"])
     structure = Structure.from_dict(calc["structure"])
-    res = _result_json(calc)
+    res = _outputs(calc)
     reduced = reduce_dos(
         data["energies"],
         data["total"],
         data["per_atom"],
         [sp.symbol for sp in structure.species],
         fragments,
-        broadening_eV=calc["provenance"]["settings"].get("dos_width_eV", 0.1),
+        broadening_eV=calc["provenance"]["neutral_settings"].get("dos_width_eV", 0.1),
         eigen_gap_eV=res.get("eigen_gap_eV"),
     )
     if res.get("n_electrons_below_fermi") is not None:  # whole band range, not just the plot window
@@ -159,7 +141,7 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     return DosDoc(
         system=calc["system"],
         label=calc["label"],
-        fermi_eV=res.get("dos_fermi_eV", calc["fermi_eV"]),
+        fermi_eV=res.get("dos_fermi_eV") if res.get("dos_fermi_eV") is not None else calc["fermi_eV"],
         n_valence=float(sum(res["valence"])),
         provenance=Provenance(**calc["provenance"]),
         **reduced,
@@ -171,7 +153,7 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
 def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     structure = Structure.from_dict(calc["structure"])
     rho = np.load(calc["files"]["density"])["all_electron"]
-    res = _result_json(calc)
+    res = _outputs(calc)
     out = bader_analysis(structure, rho, res["core_electrons"], res["valence"], fragments)
     return BaderDoc(system=calc["system"], label=calc["label"], provenance=Provenance(**calc["provenance"]), **out)
 
@@ -185,15 +167,15 @@ def workfunction_job(calc: dict) -> dict | None:
     room above an adsorbed ion) gets None rather than the other side's value.
     """
     structure = Structure.from_dict(calc["structure"])
-    res = _result_json(calc)
+    res = _outputs(calc)
     v = np.asarray(res["planar_potential_eV"])
     length = structure.lattice.c
     z = np.arange(len(v)) * length / len(v)
     atom_z = structure.cart_coords[:, 2]
-    dipole = bool(calc["provenance"]["settings"].get("dipole_correction"))
+    dipole = calc["provenance"]["neutral_settings"].get("dipole") == "on"
     plateau_kw = {"flat_tol": 0.05, "window_A": 1.0, "min_plateau_A": 0.8, "min_atom_distance_A": 2.5}
     try:
-        wf = work_function(z, v, res["fermi_eV"], cell_length=length, atom_z=atom_z, **plateau_kw)
+        wf = work_function(z, v, calc["fermi_eV"], cell_length=length, atom_z=atom_z, **plateau_kw)
     except NoVacuumError:
         return None
     top = (wf.vacuum_top_eV, wf.work_function_top_eV)
@@ -211,7 +193,7 @@ def workfunction_job(calc: dict) -> dict | None:
         label=calc["label"],
         z_A=z.tolist(),
         planar_potential_eV=v.tolist(),
-        fermi_eV=res["fermi_eV"],
+        fermi_eV=calc["fermi_eV"],
         vacuum_top_eV=top[0],
         vacuum_bottom_eV=bottom[0],
         work_function_top_eV=top[1],
@@ -223,34 +205,26 @@ def workfunction_job(calc: dict) -> dict | None:
 
 @dataclass
 class CddMaker(Maker):
-    """rho_AB - rho_A - rho_B: fragments frozen at the AB geometry, computed on AB's grid."""
+    """rho_AB - rho_A - rho_B: fragments frozen at the AB geometry, with AB's settings, on AB's grid."""
 
     name: str = "cdd"
-    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
+    engine: Engine | None = None
 
     @job
     @_plain
     def make(self, calc_ab: dict, fragments: dict[str, list[int]], run_root: str) -> dict:
-        engine = get_engine(**self.engine)
         structure = Structure.from_dict(calc_ab["structure"])
-        res_ab = _result_json(calc_ab)
-        settings = dict(calc_ab["provenance"]["settings"])
+        like = CalcResult.model_validate({**calc_ab, "kind": "static"})
         rho, energies = {}, {}
         for name, idx in fragments.items():
             frag = Structure.from_sites([structure[i] for i in idx])
-            frag_settings = dict(settings)
-            if frag_settings.get("spinpol") or len(frag) == 1:
-                # an isolated ion fragment (e.g. Na) has an odd electron count: let it polarise
-                frag_settings["spinpol"] = frag_settings.get("spinpol") or len(frag) == 1
-            r = engine.static(
-                frag,
-                _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"),
-                outputs=("density",),
-                gpts=res_ab["gpts"],
-                settings_override=frag_settings,
+            # an isolated ion fragment (e.g. Na) has an odd electron count: let it polarise
+            r = self.engine.static(
+                frag, _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"), outputs=("density",),
+                like=like, spin="on" if len(frag) == 1 else None,
             )
-            rho[name] = np.load(Path(r["run_dir"]) / r["files"]["density"])["pseudo"]
-            energies[name] = r["energy_eV"]
+            rho[name] = np.load(r.files["density"])["pseudo"]
+            energies[name] = r.energy_eV
         rho_ab = np.load(calc_ab["files"]["density"])["pseudo"]
         names = list(fragments)
         delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
@@ -342,8 +316,8 @@ class NebMaker(Maker):
     """CI-NEB between two relaxed adsorption results; endpoints are taken, never recomputed."""
 
     name: str = "neb"
-    engine: dict = field(default_factory=lambda: {"name": "gpaw", "preset": "fast"})
-    asymmetric_slab: bool = True
+    engine: Engine | None = None
+    facts: dict = field(default_factory=dict)
     neb_settings: dict = field(default_factory=dict)  # neb_images, neb_steps, neb_fmax_eV_A, neb_spring
 
     @job
@@ -353,31 +327,27 @@ class NebMaker(Maker):
     ) -> NebDoc:
         from hetero.builders.images import interpolate_images
 
-        engine = get_engine(**self.engine)
         s0 = Structure.from_dict(start["structure"])
         s1 = Structure.from_dict(end["structure"])
-        n_images = int(self.neb_settings.get("neb_images", engine.settings.get("neb_images", 3)))
+        settings = dict(self.neb_settings)
+        n_images = int(settings.pop("neb_images", self.engine.neutral["neb_images"]))
         images = interpolate_images(s0, s1, n_images)
         for im in images:
             im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
         label = f"neb-{start['site']}-{end['site']}"
-        result = engine.neb(
-            images, [start["e_total_eV"], end["e_total_eV"]], _base_dir(run_root, system, label),
-            asymmetric_slab=self.asymmetric_slab, **({"neb_settings": self.neb_settings} if self.neb_settings else {}),
-        )
-        e_rel = [e - result["energies_eV"][0] for e in result["energies_eV"]]
-        spline_rel = list(result["spline_e_eV"])  # ase's NEBTools fit is relative to the first image
+        result = self.engine.neb(images, [start["e_total_eV"], end["e_total_eV"]], _base_dir(run_root, system, label),
+                                 _facts(self.facts), neb=settings)
+        e_rel = [e - result.energies_eV[0] for e in result.energies_eV]
+        spline_rel = list(result.spline_e_eV)  # ase's NEBTools fit is relative to the first image
+        ion_path = [Structure.from_dict(im).cart_coords[ion_index].tolist() for im in result.images] or None
         return NebDoc(
             system=system, ion=ion, path=f"{start['site']}->{end['site']}",
-            reaction_coord_A=result["reaction_coord_A"], energies_eV=e_rel,
-            spline_x_A=result["spline_x_A"], spline_e_eV=spline_rel,
+            reaction_coord_A=result.reaction_coord_A, energies_eV=e_rel,
+            spline_x_A=result.spline_x_A, spline_e_eV=spline_rel,
             barrier_eV=barrier(e_rel, spline_rel),
             hop_length_A=hop_length(s0.cart_coords, s1.cart_coords, ion_index, s0.lattice.matrix),
             endpoint_energies_eV=[start["e_total_eV"], end["e_total_eV"]],
-            converged=result.get("converged", False), images_in_parallel=result.get("images_in_parallel"),
-            provenance=_provenance(engine, result),
+            climbing=result.climbing, method=result.method, converged=result.converged,
+            images_in_parallel=result.images_in_parallel, image_ion_positions_A=ion_path,
+            provenance=result.provenance,
         )
-
-
-def engine_spec(name: str = "gpaw", preset: str = "fast", **overrides: Any) -> dict:
-    return {"name": name, "preset": preset, "overrides": overrides}

@@ -1,0 +1,132 @@
+"""The ASE code path that GPAW and the MLIPs share for relaxation and CI-NEB (atomate2's AseMaker idea):
+each engine supplies only its calculator. Runs wherever the calculator lives (inside the GPAW MPI
+worker, or in-process for an MLIP); ``world`` is GPAW's MPI communicator or None.
+
+Both tasks resume: a relaxation continues from the last frame of its trajectory, a NEB from its last band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms
+from ase.io import Trajectory
+from ase.optimize import BFGS, FIRE
+
+
+def atoms_from_dict(d: dict, fixed: list[int] | None = None, magmoms: list[float] | None = None) -> Atoms:
+    atoms = Atoms(symbols=d["symbols"], positions=d["positions"], cell=d["cell"], pbc=d.get("pbc", [True] * 3))
+    if fixed:
+        atoms.set_constraint(FixAtoms(indices=fixed))
+    if magmoms is not None:
+        atoms.set_initial_magnetic_moments(magmoms)
+    return atoms
+
+
+def atoms_to_dict(atoms: Atoms) -> dict:
+    return {"symbols": atoms.get_chemical_symbols(), "positions": atoms.get_positions().tolist(),
+            "cell": atoms.cell.array.tolist(), "pbc": [bool(p) for p in atoms.pbc]}
+
+
+def _is_root(world) -> bool:
+    return world is None or world.rank == 0
+
+
+def _last_frames(path: Path, n: int) -> list[Atoms] | None:
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        frames = Trajectory(str(path))
+        return [frames[i] for i in range(max(0, len(frames) - n), len(frames))] if len(frames) else None
+    except Exception:  # a trajectory cut mid-frame by a kill: start from the input geometry
+        return None
+
+
+def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = "BFGS", cell: bool = False,
+          retry: tuple[type[Exception], Callable[[], Any]] | None = None) -> dict[str, Any]:
+    """Relax ``atoms`` (calculator attached); ``retry``: (exception, new calculator) for one more try
+    from the current geometry. Returns energy, forces, steps, convergence and the final atoms."""
+    traj_path = folder / "relax.traj"
+    restarts = 0
+    last = _last_frames(traj_path, 1)
+    if last:  # resume an interrupted relaxation from its last geometry
+        atoms.positions = last[-1].positions
+        if cell:
+            atoms.set_cell(last[-1].cell, scale_atoms=False)
+        restarts = 1
+    opt_cls = FIRE if optimizer.upper() == "FIRE" else BFGS
+    target = atoms
+    if cell:
+        from ase.filters import FrechetCellFilter
+
+        target = FrechetCellFilter(atoms)
+    traj = Trajectory(str(traj_path), "a", atoms)
+    opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj)
+    try:
+        converged = bool(opt.run(fmax=fmax, steps=steps))
+    except Exception as exc:
+        if retry is None or not isinstance(exc, retry[0]):
+            raise
+        atoms.calc = retry[1]()
+        opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj)
+        converged = bool(opt.run(fmax=fmax, steps=steps))
+    traj.close()
+    forces = atoms.get_forces()
+    return {
+        "energy_eV": float(atoms.get_potential_energy()),
+        "forces_max_eV_A": float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0,
+        "n_ionic_steps": int(opt.nsteps),
+        "converged": converged,
+        "restarts": restarts,
+        "atoms": atoms_to_dict(atoms),
+        "files": {"trajectory": "relax.traj", "optimizer_log": "opt.log"},
+    }
+
+
+def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, settings: dict[str, Any],
+        parallel: bool = False, world=None) -> dict[str, Any]:
+    """CI-NEB (ASE, improved tangent, FIRE) over images whose moving calculators are attached;
+    endpoints carry their given energies. Resumes from the last band in neb.traj."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.mep import NEB, NEBTools
+
+    band = _last_frames(folder / "neb.traj", len(images))
+    restarts = 0
+    if band and len(band) == len(images):
+        for a, b in zip(images[1:-1], band[1:-1]):
+            a.positions = b.positions
+        restarts = 1
+    for a, e in zip((images[0], images[-1]), endpoint_energies):
+        a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
+    climb = bool(settings.get("neb_climb", True))
+    neb_obj = NEB(images, climb=climb, k=settings.get("neb_spring", 0.1), method="improvedtangent",
+                  allow_shared_calculator=False, parallel=parallel, world=world if parallel else None)
+    opt = FIRE(neb_obj, logfile=str(folder / "neb.log"), trajectory=str(folder / "neb.traj"), append_trajectory=True)
+    converged = bool(opt.run(fmax=settings.get("neb_fmax_eV_A", 0.1), steps=settings.get("neb_steps", 60)))
+    if parallel:  # every rank gets every image's final energy and forces (broadcast by the NEB)
+        neb_obj.get_forces()
+        for a, e, f in zip(images[1:-1], neb_obj.energies[1:-1], neb_obj.real_forces[1:-1]):
+            a.calc = SinglePointCalculator(a, energy=float(e), forces=f.copy())
+    energies = [float(a.get_potential_energy()) for a in images]
+    s, _e, sfit, efit, _lines = NEBTools(images).get_fit()
+    if _is_root(world):
+        with Trajectory(str(folder / "neb-final.traj"), "w") as t:
+            for a in images:
+                t.write(a)
+    return {
+        "energies_eV": energies,
+        "reaction_coord_A": [float(x) for x in s],
+        "spline_x_A": [float(x) for x in sfit],
+        "spline_e_eV": [float(x) for x in efit],
+        "converged": converged,
+        "climbing": climb,
+        "method": f"ASE NEB ({'climbing image, ' if climb else ''}improved tangent), FIRE",
+        "n_images_moving": len(images) - 2,
+        "images_in_parallel": parallel,
+        "restarts": restarts,
+        "images": [atoms_to_dict(a) for a in images],
+        "files": {"band": "neb-final.traj", "log": "neb.log"},
+    }
