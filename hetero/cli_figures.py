@@ -11,15 +11,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hetero.io.store import STORE_FILENAME
+
 console = Console()
 app = typer.Typer(help="Figures and the HTML report of a run folder.", no_args_is_help=True)
 
 
 def _check(run_folder: Path) -> None:
-    if not (Path(run_folder) / "store.json").exists():
+    if not (Path(run_folder) / STORE_FILENAME).exists():
         console.print(f"[red]error:[/red] no store.json in {run_folder}: give a run folder written by "
                       "`hetero run` (runs/<campaign>-<preset>/)")
         raise typer.Exit(2)
+
+
+def _print_skipped_and_warnings(fs) -> None:
+    for name, why in fs.skipped:
+        console.print(f"[yellow]skipped[/yellow] {name}: {why}")
+    for name, why in fs.warnings:
+        console.print(f"[red]warning[/red] {name}: {why}")
 
 
 def figures_command(
@@ -34,10 +43,7 @@ def figures_command(
     fs = make_figures(run_folder, out=out, isovalue=isovalue)
     for stem in fs.figures:
         console.print(f"[green]wrote[/green] {stem}.png / .pdf")
-    for name, why in fs.skipped:
-        console.print(f"[yellow]skipped[/yellow] {name}: {why}")
-    for name, why in fs.warnings:
-        console.print(f"[red]warning[/red] {name}: {why}")
+    _print_skipped_and_warnings(fs)
     console.print(f"{len(fs.figures)} figures in {fs.out_dir}, {len(fs.skipped)} skipped")
     return fs
 
@@ -53,10 +59,7 @@ def report_command(
 
     _check(run_folder)
     path, fs = build_report(run_folder, out=out, isovalue=isovalue, embed=embed)
-    for name, why in fs.skipped:
-        console.print(f"[yellow]skipped[/yellow] {name}: {why}")
-    for name, why in fs.warnings:
-        console.print(f"[red]warning[/red] {name}: {why}")
+    _print_skipped_and_warnings(fs)
     console.print(f"[green]report[/green]: {path}")
     return path
 

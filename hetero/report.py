@@ -17,14 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hetero.plots import FigureSet, RunData, load_run, make_figures, single_ion
-
-KIND_ORDER = [("screening", "Screening map"), ("adsorption", "Adsorption energies"), ("neb", "Migration (CI-NEB)"),
-              ("ocv", "Coverage series and voltage profile"),
-              ("dos", "Density of states"), ("cdd_profile", "Charge density difference: planar average"),
-              ("cdd_slice", "Charge density difference: 2D slice"), ("cdd_iso", "Charge density difference: isosurfaces"),
-              ("elf", "Electron localisation function"), ("bader", "Bader charges"), ("workfunction", "Work function"),
-              ("model", "Models, sites and paths")]
+from hetero.io.store import RunData, load_run
+from hetero.plots import FigureSet, make_figures, report_sections, single_ion
 
 CSS = """
 body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;max-width:1500px;color:#222;background:#fff}
@@ -77,12 +71,12 @@ def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None 
 # ----------------------------------------------------------------------------------- sections
 
 
-def screening_table_html(run: RunData, source: Any) -> tuple[str, str]:
+def screening_table_html(run: RunData) -> tuple[str, str]:
     """The screening table (hetero.table.build_table) as HTML; falls back to a table of the documents."""
     try:
         from hetero.table import build_table
 
-        df = build_table(source)
+        df = build_table(run)
         df = df.dropna(axis=1, how="all")
         return df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0), "hetero.table.build_table"
     except Exception as exc:  # noqa: BLE001 - the report must not depend on the table module working
@@ -182,10 +176,9 @@ def provenance_html(run: RunData) -> str:
     for t in sorted(run.docs):
         for d in run.docs[t]:
             p = d.get("provenance") or {}
-            env = run.envelopes.get(id(d), {})
             rows.append([t, d.get("system", ""), _where(d), p.get("engine", ""), p.get("engine_version", ""),
                          p.get("hetero_version", ""), p.get("settings_hash", ""), p.get("wall_s"), p.get("cores"),
-                         p.get("run_dir", ""), env.get("uuid", "")])
+                         p.get("run_dir", ""), run.job_of(d).uuid])
     if not rows:
         return '<p class="note">No documents in the store.</p>'
     return _table(["document", "system", "what", "engine", "engine version", "hetero version", "settings hash",
@@ -194,7 +187,7 @@ def provenance_html(run: RunData) -> str:
 
 def figures_html(fs: FigureSet, out_dir: Path, embed: bool) -> str:
     parts = []
-    for kind, heading in KIND_ORDER:
+    for kind, heading in report_sections():
         items = [(k, v) for k, v in fs.figures.items() if v["kind"] == kind]
         if not items:
             continue
@@ -245,7 +238,7 @@ def build_report(run_folder: str | Path, out: str | Path | None = None, isovalue
     out_dir = Path(out) if out else run_folder / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     fs = figures or make_figures(run_folder, out=out_dir / "figures" if out else None, isovalue=isovalue, run=run)
-    table, table_src = screening_table_html(run, run_folder)
+    table, table_src = screening_table_html(run)
     title = (run.campaign or {}).get("title") or (run.campaign or {}).get("name") or run_folder.name
     failed = "".join(f"<li>{_e(n)}</li>" for n in run.failed_jobs)
     n_docs = sum(len(v) for v in run.docs.values())

@@ -518,3 +518,60 @@ def test_neb_inconsistent_spline_is_flagged_not_hidden():
     assert v["warnings"] == []
     d["converged"] = False
     assert "CI-NEB not converged" in plots.plot_neb(d)[1]["warnings"]
+
+
+def test_neb_path_from_document_images_never_from_result_json(tmp_path):
+    from hetero.plots.core import structure_from_dict
+
+    docs, campaign, models = synthetic_docs(tmp_path, {"neb", "adsorption", "calc"})
+    run = plots.load_run([d.model_dump() for d in docs], campaign=campaign, models=models)
+    neb = run.of("neb")[0]
+    # an engine's result.json in the NEB run folder is not read: the figure needs only the store
+    rd = Path(neb["provenance"]["run_dir"])
+    rd.mkdir(parents=True, exist_ok=True)
+    (rd / "result.json").write_text(json.dumps({"images": [{"positions": [[9.0, 9.0, 9.0]]}] * 3}))
+    path, how = plots.neb_ion_path(run, neb)  # a store written before NebDoc held the images
+    ends = {d["site"]: structure_from_dict(d["structure"]).cart_coords[-1] for d in run.of("adsorption")}
+    assert "straight line" in how
+    np.testing.assert_allclose(path, [ends["hollow"], ends["top-V"]])
+    mid = ((ends["hollow"] + ends["top-V"]) / 2 + [0.0, 0.0, 0.3]).tolist()  # the ion rises over the bridge
+    neb["image_ion_positions_A"] = [ends["hollow"].tolist(), mid, ends["top-V"].tolist()]
+    path, how = plots.neb_ion_path(run, neb)
+    assert how == "images"
+    np.testing.assert_allclose(path, neb["image_ion_positions_A"])
+    fs = plots.make_figures(None, out=tmp_path / "figs", run=run, kinds={"model"})
+    host = fs.figures[plots.slug("model", SYSTEM, "host")]
+    np.testing.assert_allclose(host["values"]["path"], neb["image_ion_positions_A"])
+    assert host["title"].endswith("NEB path") and not fs.skipped
+
+
+def test_registry_drives_make_figures_and_report_sections(figset, tmp_path):
+    from hetero.plots.core import FigureJob, figure_kind, new_figure
+
+    registered = {kind for fk in plots.REGISTRY.values() for kind in fk.headings}
+    assert {v["kind"] for v in figset.figures.values()} <= registered
+    drawn = set()
+    run = plots.load_run(write_run(tmp_path / "reg-fast", parts={"neb"}))
+    assert [k for k, _ in plots.report_sections()][:3] == ["screening", "adsorption", "neb"]
+
+    # a new figure kind: one registered function, nothing else touched
+    def jobs(ctx):
+        for d in ctx.run.of("neb"):
+            def draw(d=d):
+                fig = new_figure(3, 2)
+                fig.add_subplot().plot(d["reaction_coord_A"], d["energies_eV"])
+                drawn.add(d["path"])
+                return fig, {"n_images": len(d["energies_eV"])}
+
+            yield FigureJob(plots.slug("hops", d["path"]), "hops", f"hops {d['path']}", draw)
+
+    jobs.__module__ = "hetero.plots.hops"
+    figure_kind(order=35, headings={"hops": "Ion hops"})(jobs)
+    try:
+        fs = plots.make_figures(None, out=tmp_path / "new", run=run, kinds={"hops"})
+        assert list(fs.figures) == ["hops_hollow_to_top-V"] and fs.figures["hops_hollow_to_top-V"]["values"]["n_images"] == 3
+        assert drawn == {"hollow->top-V"} and ("hops", "Ion hops") in plots.report_sections()
+        with pytest.raises(ValueError, match="already registered"):  # a kind belongs to one module
+            figure_kind(order=1, headings={"neb": "again"})(lambda ctx: [])
+    finally:
+        plots.REGISTRY.pop("hops", None)
