@@ -33,11 +33,11 @@ import pandas as pd
 from hetero.analysis.descriptors import (
     DEFAULT_ATTEMPT_FREQUENCY_HZ,
     DEFAULT_TEMPERATURE_K,
-    ION_CHARGE,
     adsorption_energy,
     diffusion_coefficient,
     interface_energy,
     interface_energy_from_total,
+    ion_charge,
     ocv_from_adsorption_energy,
     theoretical_capacity,
 )
@@ -90,7 +90,7 @@ def _host_formula(ads: dict) -> str | None:
 
 def _capacity(host_formula: str, n_ions: int, ion: str) -> float | None:
     try:
-        return theoretical_capacity(host_formula, n_ions, ION_CHARGE.get(ion, 1))
+        return theoretical_capacity(host_formula, n_ions, ion_charge(ion))
     except (ValueError, KeyError, AttributeError):  # not a formula pymatgen knows: an empty cell, not a crash
         return None
 
@@ -223,7 +223,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
         n_ion_rows = 0
         for ads, job in g.get("adsorption", []):
             ion, n = ads.get("ion", ""), int(ads.get("n_ions", 1) or 1)
-            z = ION_CHARGE.get(ion, 1)
+            z = ion_charge(ion)
             et, eh = _num(ads.get("e_total_eV")), _num(ads.get("e_host_eV"))
             common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
                           height_A=_num(ads.get("height_A")), job_uuid=job.uuid or base.get("job_uuid"),

@@ -68,6 +68,7 @@ def test_ocv_from_adsorption_energy_matches_total_energies():
     assert d.ocv_from_adsorption_energy(e_ads, ion_charge=2) == pytest.approx(0.5)
     assert d.ocv_from_adsorption_energy(e_ads, 2) == pytest.approx(d.ocv(e_tot, e_host, mu_mg, 2, 2))
     assert d.ocv_from_adsorption_energy(0.3) == pytest.approx(-0.3)  # unfavourable: negative voltage (plating)
+    assert d.ion_charge("Mg") == 2 and d.ion_charge("Al") == 3 and d.ion_charge("Na") == 1
     with pytest.raises(ValueError, match="ion_charge"):
         d.ocv_from_adsorption_energy(-1.0, 0)
 

@@ -34,6 +34,11 @@ DOS_ZERO_THRESHOLD = 1.0e-2  # states/eV/cell below which the DOS counts as zero
 ION_CHARGE = {"H": 1, "Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Mg": 2, "Ca": 2, "Zn": 2, "Al": 3}
 
 
+def ion_charge(ion: str) -> int:
+    """Charge z carried per ion (electrons per ion in OCV and capacity); 1 for an ion not in ION_CHARGE."""
+    return ION_CHARGE.get(ion, 1)
+
+
 def adsorption_energy(e_total: float, e_host: float, mu: float, n_ions: int = 1,
                       per_ion: bool = True) -> float:
     """E_ads = E(host + n ion) - E(host) - n mu (eV); divided by n if ``per_ion``. Negative = favourable.
