@@ -21,10 +21,12 @@ def table(
     compare: bool = typer.Option(False, "--compare", help="Also print (and write) per-site E_ads beside the study's published values."),
 ) -> None:
     """Build the screening table from a store and print/write it."""
+    from hetero.io.store import load_run
     from hetero.table import build_table, compare_with_published, write_table
 
     try:
-        df = build_table(source, nu_Hz=nu_hz, temperature_K=temperature_k, sort=sort, filters=filter_ or None)
+        run = load_run(source)  # read once: the table and the comparison share it
+        df = build_table(run, nu_Hz=nu_hz, temperature_K=temperature_k, sort=sort, filters=filter_ or None)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -39,8 +41,7 @@ def table(
         typer.echo(df[shown].dropna(axis=1, how="all").head(50).to_string(index=False))
 
     if compare:
-        folder = source if source.is_dir() else source.parent
-        cmp_df = compare_with_published(folder)
+        cmp_df = compare_with_published(run)
         typer.echo("\nadsorption energies: this work vs published (literature)")
         typer.echo(cmp_df.to_string(index=False) if len(cmp_df) else "no adsorption results yet")
         if out is not None and len(cmp_df):

@@ -364,24 +364,25 @@ def docs_to_json_store(docs: list[dict], path: str | Path) -> Path:
     return path
 
 
-def compare_with_published(run_folder: str | Path) -> pd.DataFrame:
-    """Per-site adsorption energies beside the study's published values (campaign.json `published`).
+def compare_with_published(run_folder: Any) -> pd.DataFrame:
+    """Per-site adsorption energies beside the study's published values (campaign.json `published`);
+    ``run_folder`` is a run folder or the RunData read from one.
 
     Columns: site, this work with each reference state, the published value, and both rankings
-    (1 = most favourable), so agreement in ordering and magnitude can be read off directly.
+    (1 = most favourable), so agreement in ordering and magnitude can be read off directly. Our
+    values are the screening table's single-ion site rows (the same E_ads, however it was obtained).
     """
     run = load_run(run_folder)
     published = ((run.campaign or {}).get("published") or {}).get("e_ads_eV") or {}
+    table = build_table(run)
     rows = []
-    for out, _ in run.entries:
-        if out["doc_type"] == "adsorption" and int(out.get("n_ions", 1) or 1) == 1:
-            rows.append({
-                "site": out["site"],
-                "e_ads_bulk_metal_eV": out.get("e_ads_bulk_eV"),
-                "e_ads_isolated_atom_eV": out.get("e_ads_atom_eV"),
-                "published_eV": published.get(out["site"]),
-                "height_A": out.get("height_A"),
-            })
+    if len(table):
+        sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
+        for (_, _, site), g in sites.groupby(["system", "ion", "site"], sort=False):
+            by_ref = dict(zip(g.e_ads_reference, g.e_ads_eV))
+            rows.append({"site": site, "e_ads_bulk_metal_eV": by_ref.get("bulk metal"),
+                         "e_ads_isolated_atom_eV": by_ref.get("isolated atom"), "published_eV": published.get(site),
+                         "height_A": g.height_A.iloc[0]})
     df = pd.DataFrame(rows, columns=["site", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV", "height_A"])
     if len(df):
         df["rank_this_work"] = df["e_ads_bulk_metal_eV"].rank(method="min").astype("Int64")

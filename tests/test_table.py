@@ -108,6 +108,12 @@ def test_cli(tmp_path):
     assert (tmp_path / "o" / "screening.parquet").exists() and "rows" in r.output
     r = CliRunner().invoke(app, [str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no store" in r.output
+    (tmp_path / "campaign.json").write_text(json.dumps({"published": {"e_ads_eV": {"top-V": -0.75, "hollow": -0.5}}}))
+    r = CliRunner().invoke(app, [str(tmp_path / "store.json"), "--compare", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    cmp = pd.read_csv(tmp_path / "c" / "comparison_published.csv")
+    assert cmp.site.tolist() == ["top-V"] and cmp.published_eV.tolist() == [-0.75]  # our sites, beside theirs
+    assert cmp.e_ads_bulk_metal_eV.tolist() == pytest.approx([-0.8])
 
 
 def test_table_from_vasp_fixture_documents(tmp_path):
