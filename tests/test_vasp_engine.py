@@ -82,13 +82,25 @@ def test_static_output_tags(vs2_stack, tmp_path):
     assert "LVHAR" not in inc_b and "LORBIT" not in inc_b
     inc_w, _ = _read(ve.write_inputs(vs2_stack, "workfunction", tmp_path / "w"))
     assert inc_w["LVHAR"] is True and "LAECHG" not in inc_w
-    inc_d, kp_d = _read(ve.write_inputs(vs2_stack, "dos", tmp_path / "d", "standard"))
-    assert inc_d["LORBIT"] == 11 and inc_d["NEDOS"] == 3001
     inc_s, kp_s = _read(ve.write_inputs(vs2_stack, "static", tmp_path / "s", "standard"))
     assert inc_s["EDIFF"] == pytest.approx(1e-6) and inc_s["LREAL"] is False and inc_s["PREC"] == "Accurate"
-    assert kp_s.kpts[0][2] == 1 and kp_s.kpts[0][0] > kp_d.kpts[0][0] / 3
+    assert inc_s["LCHARG"] is True and "LORBIT" not in inc_s  # the SCF writes the CHGCAR the DOS run reads
     assert "IVDW" not in inc_s  # not a stack unless told
     assert inc_s.get("LDAU", False) is False  # U only for oxides/fluorides
+
+
+def test_dos_is_a_non_scf_run_on_a_denser_mesh(vs2_stack, tmp_path):
+    d = ve.write_inputs(vs2_stack, "dos", tmp_path / "d", "standard")
+    inc_scf, kp_scf = _read(d)
+    inc, kp = _read(d / "dos")
+    assert inc["ICHARG"] == 11 and inc["LORBIT"] == 11 and inc["NEDOS"] == 3001 and inc["ISMEAR"] == -5
+    assert inc["NSW"] == 0 and inc["LCHARG"] is False and inc["LMAXMIX"] == inc_scf["LMAXMIX"] == 4  # V: d element
+    assert inc["ISPIN"] == inc_scf["ISPIN"] == 2 and inc["ENCUT"] == inc_scf["ENCUT"]
+    assert kp.style.name == "Gamma" and kp.kpts[0][2] == 1  # one k along the vacuum in every step
+    assert kp.kpts[0][0] == 2 * kp_scf.kpts[0][0] and kp_scf.kpts[0][2] == 1
+    # an explicit DOS mesh on a slab keeps 1 along vacuum
+    s = ve.task_settings(vs2_stack, "dos", overrides={"dos_kpoints_mesh": [12, 12, 4]})
+    assert s["dos"]["kpoints"] == [12, 12, 1] and s["dos"]["dos_width_eV"] == 0.0  # tetrahedron: no broadening
 
 
 def test_hubbard_u_for_oxide_only(tmp_path):

@@ -42,14 +42,22 @@ def ref() -> Path:
 
 
 def fake_vasp(tmp_path: Path, src: Path, files: list[str], expect: dict[str, str] | None = None,
-              truncate: str | None = None, name: str = "") -> Path:
+              truncate: str | None = None, name: str = "", expect_dos: dict[str, str] | None = None) -> Path:
     """A 'VASP binary': checks ``expect`` (INCAR tag -> value as written) against its INCAR, copies the
     reference outputs (read-only originals) and counts its calls in <tmp_path>/calls.txt.
-    ``truncate``: copy that file cut in half instead (a run killed mid-write)."""
+    A non-SCF run (ICHARG = 11) is checked against ``expect_dos`` and must find the CHGCAR the engine
+    copied; an SCF run leaves a placeholder CHGCAR (never parsed) for it. ``truncate``: copy that file
+    cut in half instead (a run killed mid-write)."""
     script = tmp_path / f"fake_vasp_{src.name}{name}.sh"
-    lines = ["#!/bin/sh", f"echo run >> '{tmp_path / 'calls.txt'}'"]
-    for tag, value in (expect or {}).items():
-        lines.append(f"grep -qx '{tag} = {value}' INCAR || {{ echo 'mock VASP: INCAR lacks {tag} = {value}'; exit 3; }}")
+
+    def checks(tags):
+        return [f"grep -qx '{t} = {v}' INCAR || {{ echo 'mock VASP: INCAR lacks {t} = {v}'; exit 3; }}"
+                for t, v in (tags or {}).items()]
+
+    lines = ["#!/bin/sh", f"echo run >> '{tmp_path / 'calls.txt'}'", "if grep -qx 'ICHARG = 11' INCAR; then",
+             "  [ -s CHGCAR ] || { echo 'mock VASP: non-SCF run without CHGCAR'; exit 4; }",
+             *["  " + c for c in checks(expect_dos)], "else", *["  " + c for c in checks(expect)],
+             "  echo 'placeholder written by the mock VASP' > CHGCAR", "fi"]
     for f in files:
         if f == truncate:
             lines.append(f"head -c {(src / f).stat().st_size // 2} '{src / f}' > '{f}'")
@@ -112,9 +120,16 @@ def test_mos2_relax_static_dos(ref, tmp_path, monkeypatch):
     assert prov.neutral_settings["spin"] == "off" and prov.settings_sources["spin"].startswith("model")
 
     monkeypatch.setenv("HETERO_VASP_CMD", str(fake_vasp(
-        tmp_path, src, ["vasprun.xml", "CONTCAR"], {"NSW": "0", "LORBIT": "11", "LCHARG": "True"}, name="s")))
+        tmp_path, src, ["vasprun.xml", "CONTCAR"], {"NSW": "0", "LCHARG": "True"}, name="s",
+        expect_dos={"LORBIT": "11", "ISMEAR": "-5", "NEDOS": "2001", "LCHARG": "False"})))
     static = eng.static(Structure.from_dict(relax.structure), tmp_path / "runs", outputs=("dos",))
     out = static.outputs
+    run_dir = Path(static.provenance.run_dir)
+    assert static.files["dos_vasprun"] == str(run_dir / "dos" / "vasprun.xml")  # the DOS is the non-SCF run's
+    from pymatgen.io.vasp import Kpoints
+
+    assert Kpoints.from_file(run_dir / "dos" / "KPOINTS").kpts[0] == (10, 10, 1)  # 2 x the SCF 5 x 5 x 1
+    assert static.provenance.settings["dos"]["kpoints"] == [10, 10, 1]
     assert out.valence == [12.0, 6.0, 6.0]  # Mo_pv, S (vasprun atominfo; no POTCAR here)
     assert out.core_electrons == [30.0, 10.0, 10.0]
     assert out.gpts == [int(vr.parameters[k]) for k in ("NGXF", "NGYF", "NGZF")]
@@ -123,16 +138,16 @@ def test_mos2_relax_static_dos(ref, tmp_path, monkeypatch):
     assert 1.5 < out.eigen_gap_eV < 1.9  # the MoS2 monolayer's PBE-like gap
     assert out.n_electrons_below_fermi == pytest.approx(24.0, abs=0.5)  # NELECT
     inc = _incar(static)
-    assert "LAECHG" not in inc and "LVHAR" not in inc and inc["NEDOS"] == 2001  # only the DOS was asked for
+    assert "LAECHG" not in inc and "LVHAR" not in inc and "LORBIT" not in inc  # only the DOS was asked for
     data = np.load(static.files["dos"])
     assert np.isnan(data["per_atom"]).all()
     doc = reduce_dos(data["energies"], data["total"], data["per_atom"], ["Mo", "S", "S"], eigen_gap_eV=out.eigen_gap_eV)
     assert doc["is_metal"] is False and doc["band_gap_eV"] == pytest.approx(vr.eigenvalue_band_properties[0])
-    assert _calls(tmp_path) == 2
+    assert _calls(tmp_path) == 3  # relax, SCF, non-SCF DOS
 
     # the same calls again reuse both folders (result.json): VASP is not started
     again = eng.relax(structure, tmp_path / "runs")
-    assert again.cached and again.provenance.run_dir == prov.run_dir and _calls(tmp_path) == 2
+    assert again.cached and again.provenance.run_dir == prov.run_dir and _calls(tmp_path) == 3
     assert eng.static(Structure.from_dict(relax.structure), tmp_path / "runs", outputs=("dos",)).cached
 
 
@@ -168,8 +183,12 @@ def test_static_asks_for_density_and_potential(ref, tmp_path, monkeypatch):
                                   outputs=("density", "potential", "dos"))
     (folder,) = list((tmp_path / "runs").iterdir())
     inc = Incar.from_file(folder / "INCAR")
-    assert inc["LCHARG"] is True and inc["LORBIT"] == 11 and inc["IDIPOL"] == 3
-    assert not (folder / "result.json").exists()
+    assert inc["LCHARG"] is True and inc["IDIPOL"] == 3 and "LORBIT" not in inc
+    # the slab ends at the cell boundary (S at z 0.865 and 1.0): the dipole centre is its middle, not the mean of z
+    s = Structure.from_file(folder / "POSCAR")
+    z = s.frac_coords[:, 2] % 1.0
+    assert not (0.2 < inc["DIPOL"][2] < 0.8) and min(abs(inc["DIPOL"][2] - z)) < 0.1
+    assert not (folder / "result.json").exists() and not (folder / "dos").exists()  # failed before the DOS run
 
 
 def test_cdd_fragment_inputs_on_ab_grid(ref, tmp_path, monkeypatch):

@@ -16,13 +16,14 @@ No POTCARs are needed to write inputs (POTCAR.spec holds the symbols); a real ru
 from __future__ import annotations
 
 import contextlib
+import math
 import contextvars
 import json
 import os
 import shlex
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +54,9 @@ VASP_KEYS = {
     "potcars": "POTCAR per element when not atomate2's choice, e.g. {V: V_pv}",
     "lreal_auto_min_atoms": "LREAL Auto in relax/NEB from this many atoms (else False; statics always False)",
     "neb_iopt": "VTST optimiser (IOPT 1 LBFGS, 2 CG, 3 quick-min, 7 FIRE)",
+    "neb_vtst": "true: VTST CI-NEB (IOPT, LCLIMB); false: VASP's own NEB (IBRION 3 quick-min, POTIM, no climbing image)",
+    "neb_potim": "time step of VASP's own NEB optimiser when neb_vtst is false",
+    "dos_kpoints_scale": "non-SCF DOS mesh = this x the SCF mesh (1 along vacuum) unless dos_kpoints_mesh is set",
 }
 # INCAR tags that a neutral setting decides: the error names it
 NEUTRAL_TAGS = {
@@ -193,7 +197,8 @@ def _neutral_incar(v: dict[str, Any], structure: Structure, native: dict[str, An
 
 
 def _task_incar(kind: str, v: dict[str, Any], native: dict[str, Any], *, cell: bool = False,
-                outputs: tuple[str, ...] = (), gpts: list[int] | None = None, n_images: int | None = None) -> dict:
+                outputs: tuple[str, ...] = (), gpts: list[int] | None = None, n_images: int | None = None,
+                dos_mesh: list[int] | None = None) -> dict:
     """INCAR tags decided by the task: its kind, the outputs it asks for, the CDD grid."""
     inc: dict[str, Any] = {"LWAVE": False, "LELF": None, "LVTOT": None, "LMIXTAU": None}
     if kind == "relax":
@@ -201,36 +206,48 @@ def _task_incar(kind: str, v: dict[str, Any], native: dict[str, Any], *, cell: b
                    LCHARG=False, LAECHG=None, LVHAR=None, LORBIT=None)
     elif kind == "static":
         want = set(outputs)
+        # LCHARG always: the non-SCF DOS run reads this CHGCAR (ICHARG 11), and a restart can
         inc.update(NSW=0, IBRION=-1, ISIF=None, EDIFFG=None, LCHARG=True, LAECHG=True if "density" in want else None,
-                   LVHAR=True if "potential" in want else None, LORBIT=11 if "dos" in want else None,
-                   NEDOS=int(native.get("nedos", 2001)) if "dos" in want else None)
+                   LVHAR=True if "potential" in want else None, LORBIT=None, NEDOS=None)
         if gpts is not None:
             # CHGCAR/AECCAR/LOCPOT are written on the FINE grid (NGXF x NGYF x NGZF): pinning it to the AB
             # run's density grid puts the fragment densities on the same points; the coarse grid follows
             # from the same cell, ENCUT and PREC
             inc.update(NGXF=int(gpts[0]), NGYF=int(gpts[1]), NGZF=int(gpts[2]))
+    elif kind == "nscf":
+        # non-SCF DOS (atomate2's NonSCFSetGenerator, uniform mode): density read from the static's CHGCAR,
+        # tetrahedron method with Bloechl corrections (fine for metals too) when the mesh has enough points
+        tetra = int(np.prod(dos_mesh or [1])) >= 8
+        inc.update(NSW=0, IBRION=-1, ISIF=None, EDIFFG=None, ICHARG=11, LCHARG=False, LAECHG=None, LVHAR=None,
+                   LORBIT=11, NEDOS=int(native.get("nedos", 2001)), ISMEAR=-5 if tetra else 0,
+                   SIGMA=float(v["dos_width_eV"]) if not tetra else None, ISYM=None)
     elif kind == "neb":
         inc.update(NSW=int(v["neb_steps"]), ISIF=2, EDIFFG=-float(v["neb_fmax_eV_A"]), LCHARG=False, LAECHG=None,
                    LVHAR=None, LORBIT=None, IMAGES=int(n_images or v["neb_images"]), SPRING=-float(v["neb_spring"]),
-                   # VTST: its own optimiser (IOPT) drives the band, so VASP's is off (IBRION 3, POTIM 0)
-                   IBRION=3, POTIM=0, IOPT=int(native.get("neb_iopt", 3)), LCLIMB=bool(v["neb_climb"]), ISYM=0,
-                   # accurate forces for the band: EDIFF <= 1e-6 (atomate2's NebSetGenerator)
-                   EDIFF=min(float(v["scf_energy_eV"]), 1e-6))
+                   ISYM=0, EDIFF=min(float(v["scf_energy_eV"]), 1e-6))  # accurate band forces (atomate2's NEB set)
+        if native.get("neb_vtst", True):
+            # VTST: its optimiser (IOPT) drives the band, so VASP's is off (IBRION 3 + POTIM 0)
+            inc.update(IBRION=3, POTIM=0, IOPT=int(native.get("neb_iopt", 3)), LCLIMB=bool(v["neb_climb"]))
+        else:  # VASP's own NEB: quick-min damped dynamics, no climbing image
+            inc.update(IBRION=3, POTIM=float(native.get("neb_potim", 0.1)), IOPT=None, LCLIMB=None)
     else:
-        raise ValueError(f"unknown VASP task kind '{kind}'; valid: relax, static, neb")
+        raise ValueError(f"unknown VASP task kind '{kind}'; valid: relax, static, nscf, neb")
     return inc
 
 
 def _generator(kind: str, user_incar: dict[str, Any], mesh: list[int], native: dict[str, Any]):
     """atomate2's generator for the task kind, with our INCAR on top and an explicit Gamma-centred mesh.
     sort_structure=False keeps the caller's atom order (fixed atoms, ion indices, fragments are indices)."""
-    from atomate2.vasp.sets.core import NebSetGenerator, RelaxSetGenerator, StaticSetGenerator
+    from atomate2.vasp.sets.core import NebSetGenerator, NonSCFSetGenerator, RelaxSetGenerator, StaticSetGenerator
     from pymatgen.io.vasp import Kpoints
 
-    cls = {"relax": RelaxSetGenerator, "static": StaticSetGenerator, "neb": NebSetGenerator}[kind]
+    cls = {"relax": RelaxSetGenerator, "static": StaticSetGenerator, "neb": NebSetGenerator,
+           "nscf": NonSCFSetGenerator}[kind]
     kw: dict[str, Any] = dict(user_incar_settings=user_incar,
                               user_kpoints_settings=Kpoints.gamma_automatic(tuple(int(k) for k in mesh)),
                               sort_structure=False, auto_ismear=False)
+    if kind == "nscf":
+        kw.update(mode="uniform", auto_ispin=False)
     if native.get("potcar_functional"):
         kw["user_potcar_functional"] = native["potcar_functional"]
     if native.get("potcars"):
@@ -274,12 +291,14 @@ def write_input_folder(settings: dict[str, Any], structure: Structure, folder: P
 class VaspEngine(Engine):
     """VASP through atomate2's input sets and custodian. The command is ``vasp_cmd`` or HETERO_VASP_CMD
     (e.g. "srun -n 64 vasp_std"); ``polling_s`` is custodian's polling step (env HETERO_CUSTODIAN_POLL_S);
-    ``dry_run`` writes every task's inputs and raises InputsWritten instead of running."""
+    ``ranks``: MPI ranks when the command does not say (NEB IMAGES must divide them); ``dry_run`` (or env
+    HETERO_VASP_DRY_RUN) writes every task's inputs and raises InputsWritten instead of running."""
 
     preset: str = "fast"
     vasp_cmd: str = "vasp_std"
     polling_s: float | None = None
-    dry_run: bool = False
+    ranks: int | None = None
+    dry_run: bool = field(default_factory=lambda: bool(os.environ.get("HETERO_VASP_DRY_RUN")))
 
     name: ClassVar[str] = "vasp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.ELF}
@@ -317,7 +336,8 @@ class VaspEngine(Engine):
         return str(self.native.get("potcar_functional") or "PBE_54")
 
     def translate(self, resolved: Resolved, structure: Structure, kind: str, **options: Any) -> dict[str, Any]:
-        """The complete INCAR of the task (atomate2's base set under ours) and its k mesh.
+        """The complete INCAR of the task (atomate2's base set under ours) and its k mesh; a static that
+        asks for the DOS also carries the non-SCF DOS run's INCAR and denser mesh under ``dos``.
         ``options``: cell (relax), outputs and gpts (static), n_images (neb)."""
         opts = {**_TASK_OPTIONS.get(), **options}
         v = resolved.values
@@ -325,16 +345,41 @@ class VaspEngine(Engine):
         if u and not any(sp.symbol in HUBBARD_ANIONS for sp in structure.species):
             v["hubbard_u"] = {}
             resolved.sources["hubbard_u"] = "model: not an oxide or fluoride (U only on oxides/fluorides, as the MP sets)"
-        user = _neutral_incar(v, structure, self.native, kind)
-        user.update(_task_incar(kind, v, self.native, cell=bool(opts.get("cell")), outputs=tuple(opts.get("outputs", ())),
-                                gpts=opts.get("gpts"), n_images=opts.get("n_images")))
-        user.update({k: val for k, val in self.native.items() if k.isupper()})  # the named escape hatch, last
+        outputs = tuple(opts.get("outputs", ()))
         mesh = [int(k) for k in v["kpoints"]]
         native = {k: self.native[k] for k in ("potcar_functional", "potcars") if self.native.get(k)}
-        gen = _generator(kind, user, mesh, native)
-        vis = gen.get_input_set(_input_structure(structure), potcar_spec=True)
-        return {"incar": _plain_incar(vis.incar), "kpoints": mesh, "potcar": gen.potcar_symbols,
-                "potcar_functional": gen.potcar_functional, "native": native}
+        escape = {k: val for k, val in self.native.items() if k.isupper()}  # the named escape hatch, last
+
+        def complete(task_kind: str, task_tags: dict[str, Any], k_mesh: list[int]) -> dict[str, Any]:
+            user = _neutral_incar(v, structure, self.native, task_kind)
+            user.update(task_tags)
+            user.update(escape)
+            gen = _generator(task_kind, user, k_mesh, native)
+            vis = gen.get_input_set(_input_structure(structure), potcar_spec=True)
+            return {"incar": _plain_incar(vis.incar), "kpoints": k_mesh, "potcar": gen.potcar_symbols,
+                    "potcar_functional": gen.potcar_functional, "native": native}
+
+        settings = complete(kind, _task_incar(kind, v, self.native, cell=bool(opts.get("cell")), outputs=outputs,
+                                              gpts=opts.get("gpts"), n_images=opts.get("n_images")), mesh)
+        if kind == "static" and "dos" in outputs:
+            dos_mesh = self.dos_mesh(v, mesh)
+            dos = complete("nscf", _task_incar("nscf", v, self.native, dos_mesh=dos_mesh), dos_mesh)
+            dos["dos_width_eV"] = 0.0 if dos["incar"].get("ISMEAR") == -5 else float(v["dos_width_eV"])
+            settings["dos"] = {k: dos[k] for k in ("incar", "kpoints", "dos_width_eV")}
+        return settings
+
+    def dos_mesh(self, v: dict[str, Any], mesh: list[int]) -> list[int]:
+        """k mesh of the non-SCF DOS: dos_kpoints_mesh on models with vacuum, else vasp.dos_kpoints_scale x
+        the SCF mesh; always 1 along vacuum."""
+        vac = list(v.get("vacuum_axes", []))
+        if v.get("dos_kpoints_mesh") and vac:
+            out = [int(k) for k in v["dos_kpoints_mesh"]]
+        else:
+            scale = float(self.native.get("dos_kpoints_scale", 2.0))
+            out = [max(1, math.ceil(scale * k)) for k in mesh]
+        for ax in vac:
+            out[ax] = 1
+        return out
 
     # ------------------------------------------------------------------ the contract (see base.Engine)
     def relax(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None, cell: bool = False):
@@ -363,6 +408,8 @@ class VaspEngine(Engine):
             return
         self.check_potcars(task["settings"])
         self.check_command()
+        if task["kind"] == "neb":
+            self.check_ranks(int(task["settings"]["incar"]["IMAGES"]))
 
     def check_potcars(self, settings: dict[str, Any]) -> None:
         """A real run needs POTCARs: refuse with the variable and functional to set (POTCAR.spec is not enough)."""
@@ -391,36 +438,106 @@ class VaspEngine(Engine):
                 raise EngineRunError(f"VASP executable '{e}' (command '{self.command}') not found: set HETERO_VASP_CMD "
                                      "(e.g. 'srun vasp_std') or vasp_cmd; `hetero run --dry-run` writes the inputs only")
 
+    def mpi_ranks(self) -> int | None:
+        """MPI ranks of the VASP command: ``ranks``, else -n/-np/--ntasks in the command, else SLURM_NTASKS."""
+        if self.ranks:
+            return int(self.ranks)
+        cmd = shlex.split(self.command)
+        for i, tok in enumerate(cmd):
+            for flag in ("-n", "-np", "--ntasks", "--np"):
+                if tok == flag and i + 1 < len(cmd) and cmd[i + 1].isdigit():
+                    return int(cmd[i + 1])
+                if tok.startswith(flag + "=") and tok.split("=", 1)[1].isdigit():
+                    return int(tok.split("=", 1)[1])
+        env = os.environ.get("SLURM_NTASKS") or os.environ.get("PBS_NP")
+        return int(env) if env and env.isdigit() else None
+
+    def check_ranks(self, n_images: int) -> None:
+        """VASP splits the ranks into IMAGES equal groups and aborts otherwise: refuse before submitting."""
+        ranks = self.mpi_ranks()
+        if ranks is not None and ranks % n_images:
+            lower, upper = ranks - ranks % n_images, ranks - ranks % n_images + n_images
+            raise EngineRunError(f"a VASP NEB with IMAGES = {n_images} needs a rank count divisible by {n_images}; "
+                                 f"the command '{self.command}' runs {ranks}: use {lower or n_images} or {upper} ranks, "
+                                 f"or a neb_images that divides {ranks}")
+
     def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
         kind = task["kind"]
         if kind == "neb":
             return self._compute_neb(task, folder)
         t0 = time.time()
         fixed = task.get("fixed") or []
+        restarts = archive_interrupted(folder)
         ran = False
         if not _complete_vasprun(folder):
             write_input_folder(task["settings"], structure, folder, kind, fixed if kind == "relax" else None)
+            if kind == "relax":
+                restart_from_contcar(folder, structure)
             if self.dry_run:
+                if task["settings"].get("dos"):
+                    write_input_folder(task["settings"]["dos"], structure, folder / "dos", "nscf")
                 raise InputsWritten(folder)
-            self.run_custodian(folder, kind)
+            self._run(folder, kind)
             ran = True
-        out = convert_calc(folder, task, structure)
-        out.update(wall_s=time.time() - t0 if ran else None, cores=None)
+        out = convert_calc(folder, task, structure, dos_from_scf=not task["settings"].get("dos"))
+        if "dos" in task.get("outputs", []) and task["settings"].get("dos"):
+            out.update(self._dos_run(task, folder, structure))
+            out["files"]["dos"] = "dos.npz"
+            out["files"]["dos_vasprun"] = "dos/vasprun.xml"
+        out.update(wall_s=time.time() - t0 if ran else None, cores=self.mpi_ranks(), restarts=restarts)
         return out
+
+    def _run(self, folder: Path, kind: str, n_images: int = 0) -> None:
+        self.run_custodian(folder, kind)
+        stopcar = folder / "STOPCAR"
+        if stopcar.exists():  # custodian's WalltimeHandler stopped VASP before the walltime
+            if kind == "neb":
+                for i in range(1, n_images + 1):
+                    archive_interrupted(folder / f"{i:02d}", neb_image=True, force=True)
+                stopcar.chmod(0o644)
+                stopcar.unlink()
+            else:
+                archive_interrupted(folder, force=True)
+            raise EngineRunError(f"VASP in {folder} was stopped before the walltime (STOPCAR); its outputs are in "
+                                 "interrupted-*/: run the campaign again to continue from the last CONTCAR")
+
+    def _dos_run(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
+        """The non-SCF DOS (ICHARG 11) in <folder>/dos on the static's CHGCAR with the denser mesh."""
+        from hetero.io.vasp import OutputParseError, _find, load_vasprun
+
+        d = folder / "dos"
+        archive_interrupted(d)
+        if not _complete_vasprun(d):
+            chg = _find(folder, "CHGCAR")
+            if chg is None or chg.suffix in (".gz", ".bz2", ".xz"):
+                raise OutputParseError(folder / "CHGCAR", "the static wrote no (uncompressed) CHGCAR: the non-SCF DOS "
+                                                          "run reads it (ICHARG 11)")
+            write_input_folder(task["settings"]["dos"], structure, d, "nscf")
+            shutil.copy(chg, d / "CHGCAR")
+            self._run(d, "static")
+        vr_path = _find(d, "vasprun.xml")
+        vr = load_vasprun(vr_path, parse_dos=True)
+        symbols = [sp.symbol for sp in vr.final_structure.species]
+        if symbols != [sp.symbol for sp in structure.species]:
+            raise OutputParseError(vr_path, f"DOS outputs are for {symbols}, not the input structure")
+        return _dos_outputs(vr, vr_path, len(structure), folder)
 
     def _compute_neb(self, task: dict, folder: Path) -> dict[str, Any]:
         images = [structure_from_atoms_dict(a) for a in task["images"]]
+        fixed = task.get("fixed") or []
         t0 = time.time()
         n = len(images) - 2
+        restarts = sum(archive_interrupted(folder / f"{i:02d}", neb_image=True) for i in range(1, n + 1))
         ran = False
-        if not any(_find_out(folder / f"{i:02d}", "OUTCAR") for i in range(1, n + 1)):
-            write_neb_folder(task["settings"], images, folder, task.get("fixed") or [])
+        if not all(_complete_outcar(folder / f"{i:02d}") for i in range(1, n + 1)):
+            # a restart keeps the images' POSCARs (their last CONTCARs, see archive_interrupted)
+            write_neb_folder(task["settings"], images, folder, fixed, keep_image_positions=restarts > 0)
             if self.dry_run:
                 raise InputsWritten(folder)
-            self.run_custodian(folder, "neb")
+            self._run(folder, "neb", n_images=n)
             ran = True
-        out = convert_neb(folder, images, task["endpoint_energies_eV"])
-        out.update(wall_s=time.time() - t0 if ran else None, cores=None)
+        out = convert_neb(folder, images, task["endpoint_energies_eV"], task["settings"]["incar"], fixed)
+        out.update(wall_s=time.time() - t0 if ran else None, cores=self.mpi_ranks(), restarts=restarts)
         return out
 
     def run_custodian(self, folder: str | Path, kind: str = "relax", max_errors: int = 5) -> None:
@@ -500,6 +617,70 @@ def _complete_vasprun(folder: Path) -> bool:
     except OutputParseError:
         return False
     return True
+
+
+def _complete_outcar(folder: Path) -> bool:
+    from hetero.io.vasp import OutputParseError, check_outcar
+
+    p = _find_out(folder, "OUTCAR")
+    if p is None:
+        return False
+    try:
+        check_outcar(p)
+    except OutputParseError:
+        return False
+    return True
+
+
+RUN_OUTPUTS = ("vasprun.xml", "OUTCAR", "OSZICAR", "CONTCAR", "XDATCAR", "CHGCAR", "CHG", "AECCAR0", "AECCAR1",
+               "AECCAR2", "LOCPOT", "DOSCAR", "PROCAR", "EIGENVAL", "IBZKPT", "PCDAT", "REPORT", "WAVECAR",
+               "vasp.out", "std_err.txt", "custodian.json", "STOPCAR")
+
+
+def archive_interrupted(folder: Path, neb_image: bool = False, force: bool = False) -> int:
+    """Move the outputs of an interrupted run (killed at the walltime: truncated vasprun.xml/OUTCAR; or
+    stopped by custodian's STOPCAR) into ``interrupted-<n>/`` so the next run starts clean, and for a NEB
+    image continue from its last CONTCAR. Returns how many interrupted runs the folder has had."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n_done = len(list(folder.glob("interrupted-*")))
+    present = [f for f in RUN_OUTPUTS if (folder / f).exists()]
+    if not present:
+        return n_done
+    complete = _complete_outcar(folder) if neb_image else _complete_vasprun(folder)
+    if complete and not force and not (folder / "STOPCAR").exists():
+        return n_done
+    dest = folder / f"interrupted-{n_done + 1}"
+    dest.mkdir()
+    for f in present:
+        shutil.move(str(folder / f), dest / f)
+    if neb_image:
+        _contcar_to_poscar(dest / "CONTCAR", folder / "POSCAR")
+    return n_done + 1
+
+
+def _contcar_to_poscar(contcar: Path, poscar: Path) -> bool:
+    """Copy a CONTCAR over POSCAR when it is a complete structure with the same atoms (VASP keeps the
+    selective dynamics flags in it); a CONTCAR cut by a kill is ignored."""
+    if not contcar.exists() or contcar.stat().st_size == 0 or not poscar.exists():
+        return False
+    try:
+        new, old = Structure.from_file(str(contcar)), Structure.from_file(str(poscar))
+    except Exception:  # noqa: BLE001 - truncated or empty CONTCAR
+        return False
+    if [sp.symbol for sp in new.species] != [sp.symbol for sp in old.species]:
+        return False
+    shutil.copy(contcar, poscar)
+    return True
+
+
+def restart_from_contcar(folder: Path, structure: Structure) -> bool:
+    """After an interrupted relaxation: start from the newest usable CONTCAR of interrupted-*/."""
+    for d in sorted(Path(folder).glob("interrupted-*"), key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        if _contcar_to_poscar(d / "CONTCAR", Path(folder) / "POSCAR"):
+            return True
+    return False
 
 
 def _vasprun_valence(path: Path) -> list[float] | None:
@@ -597,9 +778,10 @@ def electrons_below_fermi(energies_rel: np.ndarray, total: np.ndarray) -> float:
     return float(np.trapezoid(total[occ], energies_rel[occ])) if occ.sum() > 1 else 0.0
 
 
-def convert_calc(folder: Path, task: dict, structure: Structure) -> dict[str, Any]:
+def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: bool = True) -> dict[str, Any]:
     """VASP outputs of a relax/static folder -> the shared result dict (+ density.npz, dos.npz).
-    Non-finite energies or forces are passed on as NaN so the base class refuses them."""
+    Non-finite energies or forces are passed on as NaN so the base class refuses them. ``dos_from_scf``:
+    the DOS comes from this vasprun (False: from the non-SCF run, see VaspEngine._dos_run)."""
     from hetero.io.vasp import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
 
     folder = Path(folder)
@@ -682,7 +864,7 @@ def convert_calc(folder: Path, task: dict, structure: Structure) -> dict[str, An
         except Exception as exc:  # noqa: BLE001
             raise OutputParseError(lp, f"corrupt LOCPOT ({exc})") from exc
         out["planar_potential_eV"] = [float(x) for x in loc.get_average_along_axis(2)]
-    if "dos" in want:
+    if "dos" in want and dos_from_scf:
         out.update(_dos_outputs(vr, vr_path, len(final), folder))
         out["files"]["dos"] = "dos.npz"
     return out
@@ -702,7 +884,8 @@ def _dos_outputs(vr, vr_path: Path, n_atoms: int, save_in: Path) -> dict[str, An
     return out
 
 
-def write_neb_folder(settings: dict[str, Any], images: list[Structure], folder: Path, fixed: list[int]) -> Path:
+def write_neb_folder(settings: dict[str, Any], images: list[Structure], folder: Path, fixed: list[int],
+                     keep_image_positions: bool = False) -> Path:
     """CI-NEB folder (atomate2's NebFromImagesMaker layout): shared INCAR/KPOINTS/POTCAR(.spec), 00..NN/POSCAR,
     and KPOINTS copied into every image (VASP 6 + HDF5 compares them)."""
     folder = Path(folder)
@@ -716,14 +899,44 @@ def write_neb_folder(settings: dict[str, Any], images: list[Structure], folder: 
     for i, im in enumerate(images):
         d = folder / f"{i:02d}"
         d.mkdir(exist_ok=True)
-        _input_structure(im, fixed).to(filename=str(d / "POSCAR"), fmt="poscar")
+        if not (keep_image_positions and (d / "POSCAR").exists()):
+            _input_structure(im, fixed).to(filename=str(d / "POSCAR"), fmt="poscar")
         shutil.copy(folder / "KPOINTS", d / "KPOINTS")
     return folder
 
 
-def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[float]) -> dict[str, Any]:
-    from hetero.io.vasp import _find, parse_neb_dir
+def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[float], incar: dict[str, Any],
+                fixed: list[int] | None = None) -> dict[str, Any]:
+    """A finished NEB folder -> the shared NEB result. Whether VTST ran is read from the image OUTCARs (its
+    'VTST: version' banner): without it LCLIMB and IOPT did nothing, so the run is labelled plain NEB and
+    ``climbing`` is False. ``converged``: every moving image's force (VTST's NEB force, else the largest
+    TOTAL-FORCE on a free atom) is within |EDIFFG|. '*****' or NaN forces are never a result."""
+    from hetero.io.vasp import _find, outcar_neb_image, parse_neb_dir
 
+    folder = Path(folder)
+    n = len(images) - 2
+    infos = [outcar_neb_image(_find(folder / f"{i:02d}", "OUTCAR"), fixed) for i in range(1, n + 1)]
+    vtst = all(info["vtst_version"] for info in infos)
+    forces = [info["neb_force_max"] if vtst and info["neb_force_max"] is not None else info["force_max_free"]
+              for info in infos]
+    raw = [info["force_max_free"] for info in infos]
+    if any(f is None or not math.isfinite(f) for f in forces + raw):
+        raise OutputValidationError(f"{folder}: image forces {forces} (TOTAL-FORCE maxima {raw}; NaN or '*****' in "
+                                    "the OUTCARs): the NEB did not produce a valid result")
+    ediffg = float(incar.get("EDIFFG", -0.05))
+    if ediffg < 0:
+        converged = all(f <= abs(ediffg) + 1e-6 for f in forces)
+    else:  # an energy criterion: trust VASP's own message
+        converged = all(info["reached_accuracy"] for info in infos)
+    climbing = vtst and bool(incar.get("LCLIMB"))
+    if vtst:
+        method = (f"VASP + VTST {infos[0]['vtst_version']}: {'climbing-image ' if climbing else ''}NEB, "
+                  f"IOPT {incar.get('IOPT')}, SPRING {incar.get('SPRING')}")
+    elif incar.get("IOPT") is not None:
+        method = ("plain VASP NEB: no 'VTST: version' in the image OUTCARs, so LCLIMB and IOPT were ignored and "
+                  "IBRION 3 with POTIM 0 did not move the images; install VTST or set vasp: {neb_vtst: false}")
+    else:
+        method = f"plain VASP NEB (IBRION {incar.get('IBRION')} quick-min, POTIM {incar.get('POTIM')}), no climbing image"
     doc = parse_neb_dir(folder, endpoint_energies=(endpoint_energies[0], endpoint_energies[-1]))
     e0 = doc.endpoint_energies_eV[0]
     finals = []
@@ -736,8 +949,13 @@ def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[f
         "reaction_coord_A": doc.reaction_coord_A,
         "spline_x_A": doc.spline_x_A,
         "spline_e_eV": [e0 + e for e in doc.spline_e_eV],
-        "converged": doc.converged,
-        "n_images_moving": len(images) - 2,
+        "converged": converged,
+        "climbing": climbing,
+        "method": method,
+        "image_forces_eV_A": forces,
+        "vtst_version": infos[0]["vtst_version"] if vtst else None,
+        "n_images_moving": n,
+        "images_in_parallel": True,  # VASP runs the images side by side on IMAGES groups of ranks
         "images": finals,
         "files": {"log": "01/OUTCAR"},
         "engine_version": "",
@@ -770,11 +988,16 @@ def write_inputs(structure: Structure, step: str, directory: str | Path, preset:
                  stacked: bool = False, asymmetric: bool = False, overrides: dict[str, Any] | None = None,
                  cell: bool = False) -> Path:
     """Write the inputs the engine would give VASP for ``step`` (relax, static, dos, bader, workfunction)
-    into ``directory``; fixed atoms come from the structure's selective_dynamics."""
+    into ``directory`` (a step with the DOS adds the non-SCF run in ``directory/dos``); fixed atoms come from
+    the structure's selective_dynamics."""
     settings = task_settings(structure, step, preset, stacked=stacked, asymmetric=asymmetric, overrides=overrides,
                              cell=cell)
     kind = "relax" if step == "relax" else "static"
-    return write_input_folder(settings, structure, Path(directory), kind, fixed_indices(structure) if kind == "relax" else None)
+    directory = write_input_folder(settings, structure, Path(directory), kind,
+                                   fixed_indices(structure) if kind == "relax" else None)
+    if settings.get("dos"):  # the non-SCF DOS run that follows the static (it reads ../CHGCAR)
+        write_input_folder(settings["dos"], structure, directory / "dos", "nscf")
+    return directory
 
 
 def write_neb_inputs(images: list[Structure], directory: str | Path, preset: str = "fast", *, stacked: bool = False,

@@ -128,6 +128,26 @@ def _provenance(run_dir: Path, incar: dict[str, Any], version: str = "") -> Prov
                       settings_hash=settings_hash(settings), run_dir=str(run_dir))
 
 
+def overflow_fields(path: str | Path) -> list[str]:
+    """Quantities of the final ionic step that VASP printed as '*****' (a number too wide for its field).
+
+    pymatgen reads such a force as NaN but silently mis-reads such an energy, so the text is checked."""
+    text = _read_text(Path(path))
+    last = text.rfind("<calculation>")
+    if last < 0:
+        return []
+    block = text[last:]
+    bad = []
+    for name in ("forces", "stress"):
+        a = block.find(f'<varray name="{name}"')
+        if a >= 0 and "*" in block[a:block.find("</varray>", a)]:
+            bad.append(name)
+    for m in re.finditer(r'<i name="(e_fr_energy|e_wo_entrp|e_0_energy)">([^<]*)</i>', block):
+        if "*" in m.group(2) and m.group(1) not in bad:
+            bad.append(m.group(1))
+    return bad
+
+
 def load_vasprun(path: str | Path, parse_dos: bool = True):
     from pymatgen.io.vasp import Vasprun
 
@@ -135,10 +155,15 @@ def load_vasprun(path: str | Path, parse_dos: bool = True):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Vasprun(str(path), parse_potcar_file=False, parse_dos=parse_dos,
-                           parse_eigen=True, parse_projected_eigen=False)
+            vr = Vasprun(str(path), parse_potcar_file=False, parse_dos=parse_dos,
+                         parse_eigen=True, parse_projected_eigen=False)
     except Exception as exc:  # noqa: BLE001 - pymatgen raises many types on bad XML
         raise OutputParseError(path, f"corrupt vasprun.xml ({type(exc).__name__}: {exc})") from exc
+    bad = overflow_fields(path)
+    if bad:
+        raise OutputParseError(path, f"VASP printed '*****' for {', '.join(bad)} of the final ionic step (a value too "
+                                     "large for its field): the run did not produce a valid result")
+    return vr
 
 
 def load_outcar(path: str | Path):
@@ -442,6 +467,43 @@ def parse_work_function(run_dir: str | Path, system: str = "", label: str = "",
 
 
 # ----------------------------------------------------------------------------------- NEB
+
+
+def _float(tok: str) -> float:
+    try:
+        return float(tok)
+    except ValueError:  # '*****' or a run-together overflow
+        return float("nan")
+
+
+def outcar_neb_image(path: str | Path, fixed: list[int] | None = None) -> dict[str, Any]:
+    """What a NEB image's OUTCAR says about the band: the VTST banner (None: plain VASP), VTST's last
+    'FORCES: max atom, RMS' (the NEB force it converges on), the largest force on a free atom in the last
+    TOTAL-FORCE block (NaN for '*****'), and whether VASP reached the required accuracy."""
+    path = check_outcar(path)
+    text = _read_text(path)
+    vtst = re.search(r"VTST: version\s*([^\n]*)", text)
+    neb_forces = re.findall(r"FORCES: max atom, RMS\s+(\S+)\s+(\S+)", text)
+    blocks = text.split("TOTAL-FORCE (eV/Angst)")
+    free_max = None
+    if len(blocks) > 1:
+        rows = []
+        for line in blocks[-1].splitlines()[2:]:
+            if line.lstrip().startswith("---"):
+                break
+            toks = line.split()
+            if len(toks) >= 6:
+                rows.append([_float(t) for t in toks[3:6]])
+        f = np.array(rows, dtype=float).reshape(-1, 3)
+        if fixed:
+            f[[i for i in fixed if i < len(f)]] = 0.0
+        free_max = float(np.linalg.norm(f, axis=1).max()) if len(f) else None
+    return {
+        "vtst_version": vtst.group(1).strip() if vtst else None,
+        "neb_force_max": _float(neb_forces[-1][0]) if neb_forces else None,
+        "force_max_free": free_max,
+        "reached_accuracy": "reached required accuracy" in text,
+    }
 
 
 def parse_neb_dir(neb_dir: str | Path, system: str = "", ion: str = "", path: str = "",
