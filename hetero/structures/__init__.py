@@ -16,7 +16,7 @@ import json
 import os
 import re
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,10 @@ class LibraryEntry:
     file: str | None = None
     path: Path | None = None  # None: no structure file available for this entry
     user: bool = False  # True for entries of the user library
+    # "derived": built here from a prototype/parent lattice (hetero.structures.derived), never experimental;
+    # the exact recipe is in `recipe`. Empty for the other entries (their `source` says where they come from).
+    provenance: str = ""
+    recipe: dict | None = field(default=None, compare=False, hash=False)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -3,7 +3,8 @@
 Run: ``python -m hetero.structures._build_data``. Every entry states where its numbers come from;
 entries whose atomic positions are idealised or DFT-style models are marked ``verified: False``.
 Entries without a confidently known coordinate set get no CIF (``file: null``) instead of invented
-positions.
+positions; beta-Cu2V2O7 and V5S8 are *derived* structures built in ``hetero.structures.derived``
+(provenance "derived", recipe in their index entry).
 """
 
 from __future__ import annotations
@@ -192,17 +193,8 @@ def build() -> dict[str, tuple[Structure | None, dict]]:
               "V-O 1.65-1.74 A. Room temperature assumed (not stated in the ICSD export). 88 atoms per "
               "conventional cell (22 primitive)."))
 
-    # ---- entries we cannot source offline: no invented positions ---------------------------
-    for name, formula, sg, num, src in (
-            ("Cu2V2O7_beta", "Cu2V2O7", "C2/c", 15,
-             "beta-Cu2V2O7 (mineral ziesite), C2/c; e.g. Hughes & Birnie, Am. Mineral. 65, 1146 (1980)"),
-            ("V5S8", "V5S8", "C2/m", 12, "V5S8 (Cr3S4-derived vacancy-ordered NiAs type), C2/m")):
-        out[name] = (None, dict(
-            dimensionality="bulk", temperature_K=None, formula=formula, spacegroup_symbol=sg,
-            spacegroup_number=num, source=src, verified=False,
-            notes="No CIF shipped: the refined atomic positions could not be sourced offline and are not invented "
-                  "here. Download the CIF (ICSD/COD/AMCSD) and register it with `hetero structures add FILE "
-                  f"--name {name}`; the user library then serves it under this name."))
+    # beta-Cu2V2O7 (ziesite) and V5S8: no refined positions offline; DERIVED entries (hetero.structures.derived),
+    # added by main()
     return out
 
 
@@ -223,6 +215,10 @@ def main() -> None:
         else:
             entry.update(file=None, symprec=0.01, n_sites=None)
         index[name] = entry
+    from hetero.structures import derived  # CHGNet relaxations, about a minute on one core
+
+    for name, d in derived.build_all().items():
+        index[name] = derived.write(d, DATA)
     (DATA / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     print(f"wrote {len(index)} entries to {DATA}")
 
