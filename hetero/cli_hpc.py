@@ -11,8 +11,6 @@ from rich.table import Table
 console = Console()
 
 TARGET_HELP = "campaign file (with --preset/--runs-dir as given to submit) or its run folder"
-ACTIVE = ("READY", "CHECKED_OUT", "UPLOADED", "SUBMITTED", "RUNNING", "RUN_FINISHED", "DOWNLOADED",
-          "BATCH_SUBMITTED", "BATCH_RUNNING")
 
 
 def _errors():
@@ -31,6 +29,11 @@ def _errors():
 
 
 def _fail(exc: Exception) -> None:
+    from hetero.hpc.remote import FollowStopped
+
+    if isinstance(exc, FollowStopped):
+        console.print(f"[yellow]{exc}[/yellow]")
+        raise typer.Exit(130)
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(2)
 
@@ -61,7 +64,9 @@ def _print_rows(rows: list[dict], title: str) -> None:
 
 
 def _finish(rows: list[dict], run_dir: Path) -> None:
-    bad = [r for r in rows if r["state"] not in ("COMPLETED",) and r["state"] not in ACTIVE]
+    from hetero.hpc.remote import ACTIVE_STATES
+
+    bad = [r for r in rows if r["state"] != "COMPLETED" and r["state"] not in ACTIVE_STATES]
     if bad:
         console.print(f"[red]{len(bad)} job(s) did not finish[/red] ({', '.join(r['name'] for r in bad[:5])}"
                       f"{', ...' if len(bad) > 5 else ''}); see `hetero status {run_dir}`, then `hetero resume {run_dir}`")

@@ -21,6 +21,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -46,10 +47,16 @@ STATE_DIR = ".hetero-queue"
 DONE_STATES = ("COMPLETED",)
 RETRYABLE_STATES = ("FAILED", "REMOTE_ERROR")
 STOPPED_STATES = ("USER_STOPPED", "STOPPED")
+ACTIVE_STATES = ("READY", "CHECKED_OUT", "UPLOADED", "SUBMITTED", "RUNNING", "RUN_FINISHED", "DOWNLOADED",
+                 "BATCH_SUBMITTED", "BATCH_RUNNING")
 
 
 class HpcError(RuntimeError):
     pass
+
+
+class FollowStopped(HpcError):
+    """Ctrl-C (or SIGTERM) while following jobs: the queue was saved, queued jobs keep running."""
 
 
 # ----------------------------------------------------------------------------- the project
@@ -229,19 +236,23 @@ def open_queue(profile: HpcProfile, runs_dir: str | Path | None = None, read_onl
         forget_client(profile.project_name)  # (re)load the saved database
     write_project(profile, state_dir)
     project = ConfigManager().get_project(profile.project_name)
+    from hetero.hpc.stores import MissingCredentialsError
+
     try:
         jc = JobController.from_project(project)
-    except Exception as exc:
+        fresh = (jc.auxiliary.find_one({"next_id": {"$exists": True}}) is None and jc.jobs.count_documents({}) == 0
+                 and jc.flows.count_documents({}) == 0)
+    except MissingCredentialsError as exc:
         if lock is not None:
             lock.close()
-        from hetero.hpc.stores import MissingCredentialsError
-
-        if isinstance(exc, MissingCredentialsError):
-            raise HpcError(str(exc)) from None
-        raise HpcError(f"cannot reach the queue database of project {profile.project_name}: "
-                       f"{type(exc).__name__}") from None
-    if (jc.auxiliary.find_one({"next_id": {"$exists": True}}) is None and jc.jobs.count_documents({}) == 0
-            and jc.flows.count_documents({}) == 0):
+        raise HpcError(str(exc)) from None
+    except Exception as exc:  # the driver's message may quote the connection string: name the type only
+        if lock is not None:
+            lock.close()
+        raise HpcError(f"cannot reach the queue database of project {profile.project_name} ({type(exc).__name__}); "
+                       f"check ${profile.store.uri_env} and that the MongoDB server is reachable from this node"
+                       ) from None
+    if fresh:
         jc.reset(reset_output=False, max_limit=0)  # a new database: jobflow-remote's counters and indexes
     return Queue(profile=profile, project_name=profile.project_name, jc=jc, state_dir=state_dir, lock_file=lock,
                  read_only=read_only)
@@ -412,8 +423,28 @@ def _active_jobs(q: Queue, flow_uuid: str) -> int:
     return sum(1 for i in _flow_jobs(q, flow_uuid) if i.state.value in states)
 
 
+# what Slurm, PBS and SGE write into a job's stderr when they end it
+_KILLED = re.compile(r"CANCELLED|TIME LIMIT|oom[-_ ]kill|exceeded limit|PREEMPTED|NODE_FAIL|job killed|terminated",
+                     re.IGNORECASE)
+
+
+def _queue_kill_line(run_dir: str | None) -> str | None:
+    path = Path(run_dir) / "queue.err" if run_dir else None
+    if path is None or not path.exists():
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 8192))
+        tail = f.read().decode(errors="replace")
+    hits = [ln.strip() for ln in tail.splitlines() if _KILLED.search(ln)]
+    return hits[-1] if hits else None
+
+
 def _reason(info) -> str:
     text = info.error or (info.remote.error if info.remote else None) or ""
+    if info.state.value in ("FAILED", "REMOTE_ERROR"):
+        killed = _queue_kill_line(info.run_dir)
+        if killed:
+            return f"killed by the queue: {killed[:180]}"
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
 
@@ -454,7 +485,7 @@ def job_rows(q: Queue, record: dict[str, Any]) -> list[dict[str, Any]]:
             "db_id": i.db_id, "uuid": i.uuid, "index": i.index, "name": i.name, "state": i.state.value,
             "kind": plan.get("kind", ""), "queue_id": i.remote.process_id if i.remote else None,
             "cores": _cores(res), "walltime": res.get("time") or res.get("walltime"), "run_s": run_s,
-            "worker": docs.get(i.db_id, {}).get("worker"), "reason": _reason(i) if i.state.value != "COMPLETED" else "",
+            "worker": docs.get(i.db_id, {}).get("worker"), "run_dir": i.run_dir, "reason": _reason(i) if i.state.value != "COMPLETED" else "",
         })
     return rows
 
@@ -497,12 +528,21 @@ def drive(q: Queue, record: dict[str, Any], progress: Callable[[str], None] | No
     """Run jobflow-remote's runner steps in this process until no job of the Flow can advance."""
     from jobflow_remote.jobs.state import JobState
 
+    import signal
+
     runner = q.runner()
     states = [JobState.CHECKED_OUT.value, JobState.UPLOADED.value, JobState.RUN_FINISHED.value,
               JobState.DOWNLOADED.value]
     seen: dict[str, str] = {}
     t0 = time.time()
     poll = q.profile.jobflow_remote.runner.poll_s
+    stop: list[int] = []
+    handlers = {}
+    try:  # stop between two rounds, never inside one (jobflow-remote holds document locks there)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, lambda signum, frame: stop.append(signum))
+    except ValueError:  # not the main thread
+        pass
     try:
         while True:
             runner.checkout()
@@ -521,13 +561,17 @@ def drive(q: Queue, record: dict[str, Any], progress: Callable[[str], None] | No
             if any(r["state"] == "COMPLETED" for r in changed):
                 sync_store(q, record)
             q.save()
-            if not any(r["state"] in ("READY", "CHECKED_OUT", "UPLOADED", "SUBMITTED", "RUNNING", "RUN_FINISHED",
-                                      "DOWNLOADED", "BATCH_SUBMITTED", "BATCH_RUNNING") for r in rows):
+            if not any(r["state"] in ACTIVE_STATES for r in rows):
                 break
+            if stop:
+                raise FollowStopped("stopped following; jobs already in the queue keep running and "
+                                    f"`hetero resume {record['run_dir']}` follows them again")
             if timeout_s and time.time() - t0 > timeout_s:
                 raise HpcError(f"jobs still running after {timeout_s:.0f} s; `hetero resume` continues to follow them")
             time.sleep(poll)
     finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
         q.save()
         sync_store(q, record)
     return rows
