@@ -227,8 +227,8 @@ def test_pbs_scripts_size_each_step_and_launch_gpaw(neb_campaign, tmp_path):
     assert "#PBS -l select=2:ncpus=8:mpiprocs=8" in s and "#PBS -l walltime=12:00:00" in s
     assert "#PBS -q workq" in s and "#PBS -N relax_host" in s
     assert "export HETERO_CORES=16" in s and "export HETERO_GPAW_LAUNCH='mpiexec -n 16 gpaw python'" in s
-    assert s.index("module load openmpi") < s.index("source $HOME/hetero/.venv/bin/activate") < s.index("jf -fe")
-    assert re.search(r"\n\S*jf -fe execution run /\S+\n?$", s)
+    assert s.index("module load openmpi") < s.index("source $HOME/hetero/.venv/bin/activate") < s.index("run_remote_job")
+    assert re.search(r"run_remote_job\(sys.argv\[1\]\)\" /\S+_1\n?$", s)  # jobflow-remote runs the step
 
     ref = _plan(steps, "static Na atom")
     assert (ref["kind"], ref["cores"], ref["walltime"]) == ("reference", 8, "01:00:00")

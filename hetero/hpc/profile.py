@@ -123,7 +123,7 @@ class JobflowRemoteSettings(BaseModel, extra="forbid"):
     # jobflow-remote's per-job folders (inputs, queue.out/err); default ~/hetero-jobs, or for the
     # mongomock backend <runs>/.hetero-queue/<project>/jobs
     work_dir: str | None = None
-    execution_cmd: str | None = None  # default: <this python's bin>/jf -fe execution run {}
+    execution_cmd: str | None = None  # default: this python running jobflow-remote's run_remote_job({})
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     scheduler_username: str | None = None  # SGE lists jobs by user (qstat -u)
 
