@@ -197,6 +197,28 @@ def test_cancel_stops_queued_and_running_jobs(slurm, tmp_path):
     assert {r["state"] for r in remote.status(run_dir)[1]} == {"USER_STOPPED"}
 
 
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_batch_profile_packs_small_jobs_into_one_allocation(slurm, tmp_path):
+    from hetero.hpc.probe import probe_flow
+    from hetero.hpc.resources import apply_resources
+
+    data = yaml.safe_load((ROOT / "configs" / "hpc" / "slurm-local.yaml").read_text())
+    data.update(name="slurm-local-batch", batch={"steps": ["analysis"], "cores": 1, "walltime": "00:10:00",
+                                                 "max_jobs": 20, "max_wait_s": 5, "max_allocations": 1})
+    profile = parse_profile(data)
+    flow = probe_flow(4, seconds=0.2)
+    run_dir = tmp_path / "runs" / "packed"
+    run_dir.mkdir(parents=True)
+    remote.submit_flow(flow, profile, run_dir, tmp_path / "runs", apply_resources(flow, profile))
+    rows = remote.run_until_done(run_dir, timeout_s=200)
+    assert [r["state"] for r in rows] == ["COMPLETED"] * 4 and {r["worker"] for r in rows} == {"hetero-batch"}
+    outputs = [d["output"] for d in json.loads((run_dir / "store.json").read_text())]
+    assert sorted(o["index"] for o in outputs) == [0, 1, 2, 3]
+    assert len({o["queue_id"] for o in outputs}) == 1 and outputs[0]["queue_id"]  # one Slurm allocation ran all four
+    assert len({o["pid"] for o in outputs}) == 4
+
+
 # ------------------------------------------------------------------------------ generated scripts
 
 def _plan(steps: list[dict], name: str) -> dict:
