@@ -283,6 +283,9 @@ def enumerate_interfaces(
         )
     res = Enumeration()
     base = dict(film=fname, substrate=sname, film_miller=list(fm), substrate_miller=list(sm), strained_side="film")
+    if not f2d:  # spacing of the chosen lattice planes (a 2D layer's c includes its vacuum: no bulk spacing)
+        base.update(film_d_spacing_A=round(float(fs.lattice.d_hkl(fm)), 4),
+                    substrate_d_spacing_A=round(float(ss.lattice.d_hkl(sm)), 4))
 
     def make_record(s, fidx, sidx, g, match, term_label, extra=""):
         vm, pr = strain_of(match)
