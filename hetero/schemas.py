@@ -281,3 +281,8 @@ class ModelRecord(BaseModel):
     fragments: dict[str, list[int]] = Field(default_factory=dict)
     structure: dict[str, Any]
     notes: str = ""
+    # spacing of the chosen (hkl) lattice planes in the library cell, so a TEM fringe / XRD peak can be
+    # checked against it; None for 2D layers (their c includes the vacuum) or when not known
+    film_d_spacing_A: float | None = None
+    substrate_d_spacing_A: float | None = None
+    paper_plane_note: str = ""  # how the chosen planes relate to a paper's own indexing
