@@ -215,11 +215,16 @@ def real_store() -> Path | None:
 
 
 def copy_run(real: Path, dst: Path) -> Path:
-    """The run folder's JSON files only: documents point at their files (grids, result.json) by absolute path."""
+    """The run folder's JSON files and its small grids (no DFT files): documents record their grids by
+    absolute path, which an exported run (examples/) no longer has; the reader finds them under the copy."""
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("store.json", "campaign.json", "models.json"):
         if (real / name).exists():
             (dst / name).write_bytes((real / name).read_bytes())
+    for grid in [*real.rglob("cdd.npz"), *real.rglob("elf.npz")]:
+        target = dst / grid.relative_to(real)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(grid.read_bytes())
     return dst
 
 
@@ -292,7 +297,7 @@ def test_values_match_documents(figset, run_folder):
         assert v["total"] == pytest.approx(d["total"])
         frag_keys = {k.split(":", 1)[1] for k in d["projected"] if k.startswith("fragment:")}
         assert set(v["fragments"]) == frag_keys
-    ads = run.of("adsorption")
+    ads = plots.single_ion(run.of("adsorption"))  # coverage results (n > 1) have the OCV figure
     for system, ion in {(d["system"], d["ion"]) for d in ads}:
         bars = figset.figures[plots.slug("adsorption", system, ion)]["values"]["bars"]
         for d in [d for d in ads if d["system"] == system and d["ion"] == ion]:

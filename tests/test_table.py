@@ -194,3 +194,32 @@ def test_store_reader_newest_run_failed_jobs_and_moved_files(tmp_path):
     assert run.resolve("/elsewhere/none.npz") is None
     with pytest.raises(FileNotFoundError, match="store.json"):
         load_run(tmp_path / "nowhere")
+
+
+def test_real_gpaw_example_store():
+    """The committed Na/VN(001) example (a real GPAW run): the table holds the store's numbers."""
+    from pathlib import Path
+
+    from hetero.io.store import iter_documents, load_run
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "na_vn001_fast"
+    if not (folder / "store.json").exists():
+        pytest.skip("examples/na_vn001_fast/store.json not in this checkout")
+    run = load_run(folder)
+    df = build_table(run)
+    pd.testing.assert_frame_equal(df, build_table(list(iter_documents(folder))))  # one reader, any source
+    sites = df[(df.row_kind == "site") & (df.e_ads_reference == "bulk metal")].set_index("site")
+    ads = {d["site"]: d for d in run.of("adsorption")}
+    assert set(sites.index) == set(ads) == {"top-N", "top-V", "bridge", "hollow"}
+    for site, d in ads.items():
+        assert sites.loc[site, "e_ads_eV"] == pytest.approx(d["e_ads_bulk_eV"])
+        assert sites.loc[site, "ocv_V"] == pytest.approx(-d["e_ads_bulk_eV"])  # Na+: one electron per ion
+    atom = df[(df.row_kind == "site") & (df.e_ads_reference == "isolated atom")].set_index("site")
+    shift = {round(atom.loc[s, "e_ads_eV"] - sites.loc[s, "e_ads_eV"], 6) for s in ads}
+    d = next(iter(ads.values()))
+    assert shift == {round(d["mu_bulk_eV"] - d["mu_atom_eV"], 6)} and shift.pop() < 0  # the atom lies above the metal
+    assert sites.capacity_mAh_g.nunique() == 1 and sites.capacity_mAh_g.iloc[0] > 0  # one host, one Na per cell
+    (neb,) = run.of("neb")
+    path = df[df.row_kind == "path"].iloc[0]
+    assert path.barrier_eV == pytest.approx(neb["barrier_eV"]) and 0 < path.barrier_eV < 1
+    assert path.diffusion_coefficient_cm2_s > 0 and (df.engine == "gpaw").all()
