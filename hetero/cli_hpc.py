@@ -130,6 +130,7 @@ def submit_command(
                                              "; submit it with sbatch/qsub or --now"))
         return
     from hetero.hpc import remote
+    from hetero.hpc.resources import RULE_PREFIX
 
     try:
         record = remote.submit_campaign(campaign, profile, preset=preset, runs_dir=runs_dir, size=size)
@@ -137,8 +138,9 @@ def submit_command(
         _fail(exc)
     run_dir = Path(record["run_dir"])
     kinds: dict[str, list] = {}
-    for p in record["plans"].values():
-        kinds.setdefault(p["kind"], []).append(p["cores"])
+    for key, p in record["plans"].items():
+        if not key.startswith(RULE_PREFIX):  # rules for jobs made at run time are not jobs yet
+            kinds.setdefault(p["kind"], []).append(p["cores"])
     summary = ", ".join(f"{len(c)} {k} ({min(c)}-{max(c)} cores)" if min(c) != max(c) else f"{len(c)} {k} ({c[0]} "
                         f"core{'s' if c[0] > 1 else ''})" for k, c in sorted(kinds.items()))
     console.print(f"submitted {record['jobs']} jobs to project {record['project']} ({record['backend']}): {summary}")

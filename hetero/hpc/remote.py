@@ -266,6 +266,9 @@ def open_queue(profile: HpcProfile, runs_dir: str | Path | None = None, read_onl
                        ) from None
     if fresh:
         jc.reset(reset_output=False, max_limit=0)  # a new database: jobflow-remote's counters and indexes
+    elif lock is not None:  # mongomock and we hold its file lock: any document lock is a dead process's
+        jc.unlock_jobs()
+        jc.unlock_flows()
     return Queue(profile=profile, project_name=profile.project_name, jc=jc, state_dir=state_dir, lock_file=lock,
                  read_only=read_only)
 
@@ -366,6 +369,12 @@ def submit_flow(flow, profile: HpcProfile, run_dir: Path, runs_dir: str | Path, 
             if active:
                 raise HpcError(f"{run_dir} was already submitted and {active} of its jobs are queued or running; "
                                "follow it with `hetero status`, or `hetero cancel` it before submitting again")
+        workers = set(q.jc.project.workers) if q.jc.project else set()
+        missing = {p.worker for p in plans.values()} - workers
+        if missing:
+            raise HpcError(f"jobflow-remote project {profile.project_name} has no worker named "
+                           f"{', '.join(sorted(missing))}; add it to your project file, or let hetero write the "
+                           "project (leave jobflow_remote.project unset)")
         store_path = run_dir / "store.json"
         if store_path.exists():
             shutil.copy(store_path, run_dir / "store.previous.json")
