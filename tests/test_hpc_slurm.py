@@ -219,6 +219,42 @@ def test_batch_profile_packs_small_jobs_into_one_allocation(slurm, tmp_path):
     assert len({o["pid"] for o in outputs}) == 4
 
 
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_mongodb_profile_runs_through_jobflow_remote_project_file(slurm, tmp_path, monkeypatch):
+    """The production path (MongoDB URI from the environment, project file in jobflow-remote's folder,
+    jobflow-remote's Runner built from that file) against a mocked MongoDB server."""
+    import jobflow_remote
+    import mongomock_ng
+
+    from hetero.hpc.probe import probe_flow
+    from hetero.hpc.resources import apply_resources
+
+    secret = "pw-never-written"
+    monkeypatch.setenv("HETERO_MONGO_URI", f"mongodb://alice:{secret}@mongo.test:27017/hetero")
+    monkeypatch.setattr(jobflow_remote.SETTINGS, "projects_folder", str(tmp_path / "jfremote"))
+    monkeypatch.setattr(mongomock_ng.MongoClient, "close", lambda self: None)  # mongomock's close wipes its server
+    data = yaml.safe_load((ROOT / "configs" / "hpc" / "slurm-local.yaml").read_text())
+    data.update(name="slurm-mongo", store={"backend": "mongodb", "database": "hetero"},
+                jobflow_remote={**data["jobflow_remote"], "work_dir": str(tmp_path / "jobs")})
+    profile = parse_profile(data)
+    flow = probe_flow(3, seconds=0.2)
+    run_dir = tmp_path / "runs" / "probes"
+    run_dir.mkdir(parents=True)
+    with mongomock_ng.patch(servers=(("mongo.test", 27017),)):
+        remote.submit_flow(flow, profile, run_dir, tmp_path / "runs", apply_resources(flow, profile))
+        remote.run_until_done(run_dir, timeout_s=200)
+        (run_dir / "store.json").unlink()
+        record, rows = remote.status(run_dir)  # MongoDB backend: status refreshes the run folder's store
+    assert [r["state"] for r in rows] == ["COMPLETED"] * 3 and len({r["queue_id"] for r in rows}) == 3
+    assert sorted(d["output"]["index"] for d in json.loads((run_dir / "store.json").read_text())) == [0, 1, 2]
+    project_file = (tmp_path / "jfremote" / "hetero-slurm-mongo.yaml").read_text()
+    assert "EnvURIStore" in project_file and secret not in project_file
+    assert secret not in (run_dir / remote.RECORD).read_text()
+    logs = "".join(p.read_text() for p in (Path(jobflow_remote.SETTINGS.projects_folder).parent).rglob("*.log"))
+    assert "runner" in logs.lower() and secret not in logs  # jobflow-remote's runner.log, the jobs' logs
+
+
 # ------------------------------------------------------------------------------ generated scripts
 
 def _plan(steps: list[dict], name: str) -> dict:
