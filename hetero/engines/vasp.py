@@ -848,8 +848,12 @@ def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: b
         c0, c2 = read_chgcar(a0), read_chgcar(a2)
         if c0.data["total"].shape != c2.data["total"].shape:
             raise OutputParseError(a2, "AECCAR0 and AECCAR2 are on different grids")
+        # all_electron = AECCAR0 + AECCAR2, the Bader reference; core = AECCAR0 for the core-charge check
+        # (hetero.analysis.bader_reference: basins of all_electron, valence charge = pseudo integrated)
         arrays["all_electron"] = (np.asarray(c0.data["total"]) + np.asarray(c2.data["total"])) / vol
+        arrays["core"] = np.asarray(c0.data["total"]) / vol
         np.savez_compressed(folder / "density.npz", **arrays)
+        out["files"].update(aeccar0=a0.name, aeccar2=a2.name)
         out["files"]["density"] = "density.npz"
         out["files"]["chgcar"] = chg_p.name
     if "potential" in want:
