@@ -251,8 +251,10 @@ def test_mongodb_profile_runs_through_jobflow_remote_project_file(slurm, tmp_pat
     project_file = (tmp_path / "jfremote" / "hetero-slurm-mongo.yaml").read_text()
     assert "EnvURIStore" in project_file and secret not in project_file
     assert secret not in (run_dir / remote.RECORD).read_text()
-    logs = "".join(p.read_text() for p in (Path(jobflow_remote.SETTINGS.projects_folder).parent).rglob("*.log"))
-    assert "runner" in logs.lower() and secret not in logs  # jobflow-remote's runner.log, the jobs' logs
+    # nor in any file jobflow-remote or the jobs wrote: runner.log, submit.sh, queue.out/err, job inputs/outputs
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "runner.log" for p in written) and any(p.name == "submit.sh" for p in written)
+    assert not [p for p in written if secret in p.read_text(errors="ignore")]
 
 
 # ------------------------------------------------------------------------------ generated scripts
