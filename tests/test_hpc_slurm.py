@@ -254,6 +254,7 @@ def test_mongodb_profile_runs_through_jobflow_remote_project_file(slurm, tmp_pat
     # nor in any file jobflow-remote or the jobs wrote: runner.log, submit.sh, queue.out/err, job inputs/outputs
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "runner.log" for p in written) and any(p.name == "submit.sh" for p in written)
+    assert all("#SBATCH --export=ALL,HETERO_MONGO_URI=\n" in p.read_text() for p in written if p.name == "submit.sh")
     assert not [p for p in written if secret in p.read_text(errors="ignore")]
 
 

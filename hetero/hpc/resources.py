@@ -132,6 +132,8 @@ def scheduler_resources(profile: HpcProfile, plan: StepPlan) -> dict[str, Any]:
                 res[key] = value
         if mb:
             res["mem_per_cpu"] = f"{mb}M"
+        if profile.store.backend == "mongodb":  # sbatch copies the runner's environment: not the DB password
+            res["qverbatim"] = f"#SBATCH --export=ALL,{profile.store.uri_env}="
     elif profile.scheduler == "pbs":
         select = f"select={plan.nodes}:ncpus={plan.per_node}:mpiprocs={plan.per_node}"
         if mb:
