@@ -27,8 +27,16 @@ install_packages() {
   [ -z "$missing" ] && return 0
   log "installing$missing"
   apt-get update -q >/dev/null
-  # policy-rc.d (where present) keeps the packages from starting their own services
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+  # the packages must not start their own services (this script starts them with its own config):
+  # a policy-rc.d answering 101 says so; add one for the install where the machine has none
+  local own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null || rc=$?
+  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+  [ $rc -eq 0 ] || { log "apt-get install$missing failed (exit $rc)"; exit 5; }
 }
 
 write_config() {
