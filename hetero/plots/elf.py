@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hetero.plots.core import (
-    FigureContext,
-    FigureJob,
-    entity,
-    figure_kind,
-    missing,
-    new_figure,
-    recorded_grid,
-    slug,
-    structure_from_dict,
-)
+from hetero.plots.core import (FigureContext, FigureJob, entity, figure_kind, missing, new_figure, recorded_grid, slug,
+                                structure_from_dict)
 from hetero.plots.grids import draw_atoms_near_plane, grid_slice, z_window
 
 
