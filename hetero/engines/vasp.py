@@ -106,6 +106,21 @@ class InputsWritten(EngineRunError):
         super().__init__(f"{folder}: inputs written (dry run, VASP not started)")
 
 
+# folders written by dry runs in this process (hetero.dryrun reads and clears it)
+WRITTEN: list[dict[str, Any]] = []
+
+
+def _dry_stop(folder: Path, kind: str) -> InputsWritten:
+    try:
+        from jobflow import CURRENT_JOB
+
+        uuid = getattr(CURRENT_JOB.job, "uuid", None)
+    except Exception:  # noqa: BLE001 - outside a jobflow job
+        uuid = None
+    WRITTEN.append({"kind": kind, "folder": str(folder), "job_uuid": uuid})
+    return InputsWritten(folder)
+
+
 def available_presets() -> list[str]:
     return _available("vasp")
 
@@ -298,7 +313,7 @@ class VaspEngine(Engine):
     vasp_cmd: str = "vasp_std"
     polling_s: float | None = None
     ranks: int | None = None
-    dry_run: bool = field(default_factory=lambda: bool(os.environ.get("HETERO_VASP_DRY_RUN")))
+    dry_run: bool = False
 
     name: ClassVar[str] = "vasp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.ELF}
@@ -326,6 +341,11 @@ class VaspEngine(Engine):
                 continue
             raise SettingsError(f"unknown VASP-only setting '{key}' under 'vasp:'; valid: {', '.join(sorted(VASP_KEYS))} "
                                 "or upper-case INCAR tags (neutral settings such as spin go at the top level)")
+
+    @property
+    def writes_only(self) -> bool:
+        """Dry run: ``dry_run`` or HETERO_VASP_DRY_RUN (set by hetero.dryrun around a campaign's flow)."""
+        return bool(self.dry_run or os.environ.get("HETERO_VASP_DRY_RUN"))
 
     @property
     def command(self) -> str:
@@ -404,7 +424,7 @@ class VaspEngine(Engine):
 
     # ------------------------------------------------------------------ running
     def before_run(self, task: dict, structure: Structure) -> None:
-        if self.dry_run:
+        if self.writes_only:
             return
         self.check_potcars(task["settings"])
         self.check_command()
@@ -473,10 +493,10 @@ class VaspEngine(Engine):
             write_input_folder(task["settings"], structure, folder, kind, fixed if kind == "relax" else None)
             if kind == "relax":
                 restart_from_contcar(folder, structure)
-            if self.dry_run:
+            if self.writes_only:
                 if task["settings"].get("dos"):
                     write_input_folder(task["settings"]["dos"], structure, folder / "dos", "nscf")
-                raise InputsWritten(folder)
+                raise _dry_stop(folder, kind)
             self._run(folder, kind)
             ran = True
         out = convert_calc(folder, task, structure, dos_from_scf=not task["settings"].get("dos"))
@@ -532,8 +552,8 @@ class VaspEngine(Engine):
         if not all(_complete_outcar(folder / f"{i:02d}") for i in range(1, n + 1)):
             # a restart keeps the images' POSCARs (their last CONTCARs, see archive_interrupted)
             write_neb_folder(task["settings"], images, folder, fixed, keep_image_positions=restarts > 0)
-            if self.dry_run:
-                raise InputsWritten(folder)
+            if self.writes_only:
+                raise _dry_stop(folder, "neb")
             self._run(folder, "neb", n_images=n)
             ran = True
         out = convert_neb(folder, images, task["endpoint_energies_eV"], task["settings"]["incar"], fixed)
