@@ -205,3 +205,17 @@ def test_neb_folder(vs2_stack, tmp_path):
     assert list(mid.site_properties["selective_dynamics"][0]) == [False] * 3
     assert np.isclose(mid.frac_coords[3][0], 0.1)
     assert (d / "01" / "KPOINTS").read_text() == (d / "KPOINTS").read_text()
+
+
+def test_cluster_profile_for_vasp(monkeypatch):
+    """configs/hpc/slurm-vasp.yaml: the launch line becomes HETERO_VASP_CMD, its rank count is what the NEB
+    check reads, and its machine tags reach the INCAR without changing the task hash."""
+    from hetero.hpc.profile import parse_profile
+
+    p = parse_profile("slurm-vasp")
+    assert p.launch["vasp"] == "srun -n {cores} vasp_std" and p.export["PMG_VASP_PSP_DIR"].startswith("/")
+    monkeypatch.setenv("HETERO_VASP_CMD", p.launch["vasp"].replace("{cores}", "128"))
+    monkeypatch.setenv("HETERO_VASP_PARALLEL", str(p.export["HETERO_VASP_PARALLEL"]))
+    assert ve.VaspEngine("fast").mpi_ranks() == 128
+    assert ve._parallel_tags() == {"NCORE": 8, "KPAR": 2}
+    assert p.rule("neb").cores_per_image == 64

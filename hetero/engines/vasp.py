@@ -605,7 +605,11 @@ def custodian_handlers(kind: str = "relax") -> list:
     if kind == "neb":
         drop = (UnconvergedErrorHandler, PotimErrorHandler, PositiveEnergyErrorHandler, MeshSymmetryErrorHandler)
         handlers = [h for h in handlers if not isinstance(h, drop)]
-    return [*handlers, WalltimeHandler()]
+    # the job's walltime (s): HETERO_WALLTIME_S, else custodian reads PBS_WALLTIME / SBATCH_TIMELIMIT; with
+    # none known the handler does nothing. It writes a STOPCAR in time for VASP to end cleanly; the engine
+    # then keeps the outputs in interrupted-N/ and the next run continues from CONTCAR.
+    wall = os.environ.get("HETERO_WALLTIME_S")
+    return [*handlers, WalltimeHandler(wall_time=int(float(wall)) if wall else None)]
 
 
 def custodian_validators(kind: str = "relax") -> list:
