@@ -366,3 +366,8 @@ def test_bad_profiles_name_the_key(tmp_path):
         parse_profile("no-such-cluster")
     missing = _hetero("status", tmp_path)
     assert missing.returncode == 2 and "hpc.json" in missing.stdout
+    env = {k: v for k, v in ENV.items() if k != "HETERO_MONGO_URI"}
+    out = subprocess.run([*HETERO, "submit", str(CAMPAIGN), "--profile", "slurm", "--runs-dir", str(tmp_path / "r")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "HETERO_MONGO_URI is not set" in out.stdout.replace("\n", " ")
+    assert not (tmp_path / "r").exists()  # refused before anything was built or written

@@ -425,6 +425,10 @@ def submit_campaign(campaign: str | Path, profile_name: str | Path, preset: str 
                     runs_dir: str | Path = "runs", size: str | None = None) -> dict[str, Any]:
     """Build the campaign's Flow, size every step from the profile and add it to the queue."""
     profile = parse_profile(profile_name)
+    if profile.store.backend == "mongodb" and not os.environ.get(profile.store.uri_env):
+        raise HpcError(f"environment variable {profile.store.uri_env} is not set: export the MongoDB connection "
+                       f"string of jobflow-remote's queue (see README, 'On a cluster'), or use "
+                       "--single-allocation on a cluster without a database")
     preset, root, flow, plans = _campaign_flow(campaign, profile, preset, runs_dir, size)
     return submit_flow(flow, profile, root, runs_dir, plans,
                        extra={"campaign": str(Path(campaign).resolve()), "preset": preset})
