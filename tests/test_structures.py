@@ -172,17 +172,30 @@ def test_add_structure_then_load(tmp_path, _user_library):
     assert index["Cu_fcc"]["source"] == "user"
 
 
-def test_add_fills_placeholder_but_not_shipped_name(tmp_path):
+def test_add_fills_placeholder_but_not_shipped_name(tmp_path, monkeypatch):
+    import hetero.structures as lib
+
     p = tmp_path / "POSCAR"
     p.write_text(POSCAR_OK)
     with pytest.raises(StructureInputError, match="shipped"):
         add_structure(p, name="VN")
-    placeholders = [e.name for e in list_entries() if e.path is None]
-    if not placeholders:
-        pytest.skip("every shipped entry has a structure file; no placeholder left to fill")
-    name = placeholders[0]
-    add_structure(p, name=name, source="test stand-in")  # placeholder without a file: allowed
-    assert get_entry(name.lower()).user
+    # the shipped library has no placeholder left (beta-Cu2V2O7 and V5S8 are derived entries now): a stand-in
+    # shipped library with one placeholder (no file) and one real entry
+    data = tmp_path / "data"
+    data.mkdir()
+    shipped = json.loads((lib.DATA_DIR / "index.json").read_text())
+    (data / "VN.cif").write_text((lib.DATA_DIR / "VN.cif").read_text())
+    placeholder = dict(shipped["VN"], name="Cu_placeholder", formula="Cu", file=None, n_sites=None, verified=False,
+                       notes="placeholder without a structure file, for this test only")
+    (data / "index.json").write_text(json.dumps({"VN": shipped["VN"], "Cu_placeholder": placeholder}))
+    monkeypatch.setattr(lib, "DATA_DIR", data)
+    with pytest.raises(StructureInputError, match="Cu_placeholder"):
+        load_structure("cu_placeholder")
+    with pytest.raises(StructureInputError, match="shipped"):
+        add_structure(p, name="VN")
+    add_structure(p, name="Cu_placeholder", source="test stand-in")  # placeholder without a file: allowed
+    assert get_entry("cu_placeholder").user
+    assert len(load_structure("Cu_placeholder")) == 4
 
 
 def test_add_rejects_bad_file(tmp_path):

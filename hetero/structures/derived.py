@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -198,7 +199,8 @@ def build_cu2v2o7_beta(fmax: float = RELAX_FMAX, steps: int = RELAX_STEPS) -> De
         notes="beta-Cu2V2O7 (ziesite) built from the isotypic alpha-Zn2V2O7 structure because no refined ziesite "
               "coordinates were available offline (ziesite: Hughes & Birnie, Am. Mineral. 65, 1146 (1980)). Cell = "
               "experimental ziesite cell, not relaxed; atomic positions relaxed with CHGNet only (GPAW PBE relaxation "
-              f"not yet done). CHGNet moved atoms by up to {r.max_displacement_A:.2f} A from the substituted prototype and "
+              f"not yet done). CHGNet moved atoms by up to {r.max_displacement_A:.2f} A from the substituted "
+              "prototype and "
               f"gives Cu-O {', '.join(f'{x:.2f}' for x in cu_o)} A. Replace with a refined structure (ICSD/COD/AMCSD) "
               "when available.",
         recipe=recipe,
@@ -220,6 +222,7 @@ class Enumeration:
     distinct: dict[str, list[Structure]]  # space-group symbol -> symmetry-distinct orderings (supercells)
 
 
+@functools.lru_cache(maxsize=2)  # grouping 784 orderings takes seconds; callers must not modify the result
 def enumerate_v5s8_orderings(a: float = VS_NIAS["a"], c: float = VS_NIAS["c"]) -> Enumeration:
     """Every V5S8 ordering of the NiAs supercell: metal layers at z = 0, 1/2 full, z = 1/4, 3/4 keep 2 of 8 V.
 
@@ -282,7 +285,8 @@ def orthohexagonal_cell(conv: Structure) -> tuple[float, float, float, float]:
         normal = np.cross(va, b)
         if _in_plane_s_neighbours(conv, normal / np.linalg.norm(normal)) < 5.0:
             continue
-        best = (key, (float(np.linalg.norm(va)), float(np.linalg.norm(b)), float(np.linalg.norm(vc)), max(beta, 180 - beta)))
+        lengths = (float(np.linalg.norm(va)), float(np.linalg.norm(b)), float(np.linalg.norm(vc)))
+        best = (key, (*lengths, max(beta, 180 - beta)))
     if best is None:
         raise RuntimeError("no orthohexagonal setting found for the V5S8 cell")
     return best[1]
@@ -383,7 +387,8 @@ def write(d: Derived, folder: Path = DATA) -> dict:
     path = folder / f"{d.name}.cif"
     CifWriter(d.structure).write_file(path)
     header = (f"# {d.name}: DERIVED structure, not experimental. {d.meta['source']}\n"
-              "# Exact recipe: the 'recipe' of this entry in index.json. Regenerate: python -m hetero.structures.derived\n")
+              "# Exact recipe: the 'recipe' of this entry in index.json. "
+              "Regenerate: python -m hetero.structures.derived\n")
     path.write_text(header + path.read_text())
     return index_record(d)
 
