@@ -7,10 +7,13 @@ each task (``translate``) is the complete INCAR the task will use plus its Gamma
 - relax: IBRION 2, ISIF 3 when the cell relaxes (``cell=True``) else ISIF 2 (slabs never relax vacuum);
 - dispersion d3bj -> IVDW 12, d3zero -> IVDW 11; dipole on -> LDIPOL, IDIPOL 3, DIPOL at the slab centre;
 - spin on -> ISPIN 2 + MAGMOM from the resolved moments; Hubbard U (Dudarev) on oxides/fluorides only;
-- static outputs: density -> LCHARG + LAECHG, potential -> LVHAR, dos -> LORBIT 11 + NEDOS; a CDD
-  fragment (static ``like=``) pins NGXF/NGYF/NGZF to the AB run's density grid;
-- VASP-only knobs (PREC, LREAL, LASPH, NELM, ALGO, ..., nedos) come from the preset's ``vasp:`` section.
-No POTCARs are needed to write inputs (POTCAR.spec holds the symbols); a real run needs them.
+- static outputs: density -> LCHARG + LAECHG, potential -> LVHAR; dos -> a non-SCF run (ICHARG 11 from
+  the static's CHGCAR, denser mesh, LORBIT 11) in <task>/dos, whose INCAR is hashed too; a CDD fragment
+  (static ``like=``) pins NGXF/NGYF/NGZF to the AB run's density grid;
+- neb: VTST CI-NEB (IOPT, IBRION 3, POTIM 0, LCLIMB); whether VTST ran is read back from the OUTCARs;
+- VASP-only knobs (PREC, LASPH, NELM, ..., nedos) come from the preset's ``vasp:`` section.
+No POTCARs are needed to write inputs (POTCAR.spec); a real run needs them. An interrupted run (killed at
+the walltime, or stopped by custodian's STOPCAR) is archived in interrupted-N/ and restarted from CONTCAR.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import os
 import shlex
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,10 +75,6 @@ TASK_TAGS = frozenset({"ISIF", "IBRION", "POTIM", "IOPT", "LCHARG", "LAECHG", "L
                        "ISTART", "NGXF", "NGYF", "NGZF", "LELF", "LWAVE"})
 # machine settings: they change speed, not results, so they are not hashed (HPC profile / environment)
 PARALLEL_TAGS = frozenset({"NCORE", "NPAR", "KPAR", "NSIM", "LPLANE"})
-OUTPUT_FILES = ("vasprun.xml", "OUTCAR", "OSZICAR", "CONTCAR", "CHGCAR", "AECCAR0", "AECCAR1", "AECCAR2",
-                "LOCPOT", "DOSCAR", "PROCAR", "EIGENVAL", "IBZKPT", "XDATCAR", "PCDAT", "WAVECAR", "CHG",
-                "vasp.out", "std_err.txt", "REPORT")
-
 # per-call task options that base.Engine.relax/static/neb do not pass to translate (cell, outputs,
 # CDD grid, image count); set by the thin wrappers below for the duration of one call
 _TASK_OPTIONS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("vasp_task_options", default={})
@@ -492,7 +491,7 @@ class VaspEngine(Engine):
         if not _complete_vasprun(folder):
             write_input_folder(task["settings"], structure, folder, kind, fixed if kind == "relax" else None)
             if kind == "relax":
-                restart_from_contcar(folder, structure)
+                restart_from_contcar(folder)
             if self.writes_only:
                 if task["settings"].get("dos"):
                     write_input_folder(task["settings"]["dos"], structure, folder / "dos", "nscf")
@@ -699,7 +698,7 @@ def _contcar_to_poscar(contcar: Path, poscar: Path) -> bool:
     return True
 
 
-def restart_from_contcar(folder: Path, structure: Structure) -> bool:
+def restart_from_contcar(folder: Path) -> bool:
     """After an interrupted relaxation: start from the newest usable CONTCAR of interrupted-*/."""
     for d in sorted(Path(folder).glob("interrupted-*"), key=lambda p: int(p.name.split("-")[1]), reverse=True):
         if _contcar_to_poscar(d / "CONTCAR", Path(folder) / "POSCAR"):
