@@ -328,9 +328,15 @@ def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, siz
 
     camp = C.load_campaign(campaign)
     preset = preset or camp.preset
-    label = camp.engine
-    if hasattr(C, "campaign_engine"):
-        label = getattr(C.campaign_engine(camp, preset), "label", camp.engine)  # validates engine + preset
+    meta: dict[str, Any] = {"preset_used": preset, "engine_used": camp.engine}
+    if hasattr(C, "campaign_engine"):  # validates engine, preset and overrides before anything is built
+        eng = C.campaign_engine(camp, preset)
+        meta["engine_used"] = getattr(eng, "label", camp.engine)
+        if hasattr(C, "runnable_steps"):  # the same record `hetero run` writes (the table reads it)
+            steps, lacking = C.runnable_steps(camp, eng)
+            meta["steps_run"] = steps
+            meta["steps_not_available"] = {s: f"the {meta['engine_used']} engine gives no {what}"
+                                           for s, what in lacking.items()}
     else:
         from hetero.engines import get_engine
 
@@ -343,8 +349,7 @@ def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, siz
         return camp, preset, root, flow, models, host_atoms
     root.mkdir(parents=True, exist_ok=True)
     (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
-    (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), "preset_used": preset, "engine_used": label},
-                                                   indent=1))
+    (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), **meta}, indent=1))
     return camp, preset, root, flow, models, host_atoms
 
 
