@@ -61,8 +61,8 @@ def _bound_args(job: Job) -> dict[str, Any]:
 def step_kind(job: Job) -> str:
     eng = engine_name(job)
     fname = getattr(getattr(job, "function", None), "__name__", "")
-    if eng is None:
-        return "mlip" if any(k in fname.lower() for k in ("mlip", "funnel")) else "analysis"
+    if eng is None:  # plain @job functions: analysis, or an MLIP screening stage (mlip_screen_job)
+        return "mlip" if "mlip" in fname.lower() else "analysis"
     if is_mlip(eng):
         return "mlip"
     maker = type(job.maker).__name__.lower()
@@ -195,8 +195,8 @@ def apply_resources(flow: Flow, profile: HpcProfile, n_images: int = 3, dynamic_
                     ) -> dict[str, StepPlan]:
     """Set every job's queue resources (jobflow's manager_config) from the profile; returns uuid -> plan.
 
-    Jobs made while the flow runs (the CI-NEB, the coverage series' relax/static) get theirs from
-    name rules carried by their parents: NEB by `n_images`, relax/static by `dynamic_atoms`.
+    Jobs made while the flow runs (the CI-NEB, the coverage series' and the funnel's relax/static/CDD)
+    get theirs from name rules carried by their parents: NEB by `n_images`, the others by `dynamic_atoms`.
     """
     counter = AtomCounter(flow)
     jobs = [j for j, _ in flow.iterflow()]
@@ -206,7 +206,8 @@ def apply_resources(flow: Flow, profile: HpcProfile, n_images: int = 3, dynamic_
     # rules for runtime jobs first: they also touch matching existing jobs, which are set precisely below
     rules = {"CI-NEB": plan_step(profile, dft_or_mlip or "neb", n_images=n_images),
              "relax ": plan_step(profile, dft_or_mlip or "relax", n_atoms=dynamic_atoms),
-             "static ": plan_step(profile, dft_or_mlip or "static", n_atoms=dynamic_atoms)}
+             "static ": plan_step(profile, dft_or_mlip or "static", n_atoms=dynamic_atoms),
+             "CDD ": plan_step(profile, dft_or_mlip or "static", n_atoms=dynamic_atoms)}
     for pattern, plan in rules.items():
         flow.update_config({"manager_config": manager_config(profile, plan)}, name_filter=pattern, dynamic=True)
 
