@@ -115,6 +115,8 @@ class RunnerSettings(BaseModel, extra="forbid"):
     delay_check_run_status: float = 30
     delay_advance_status: float = 30
     delay_update_batch: float = 60
+    max_step_attempts: int = 3  # a failed upload/submit/download is retried this often, then REMOTE_ERROR
+    delta_retry: list[float] = Field(default_factory=lambda: [30, 300, 1200])  # seconds before each retry
     poll_s: float = 1.0  # `hetero submit --wait` / `resume --wait`: pause between two rounds
 
 

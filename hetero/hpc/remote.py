@@ -119,7 +119,8 @@ def project_dict(profile: HpcProfile, state_dir: Path | None) -> dict[str, Any]:
         "queue": {"store": store("jobs").as_dict()},
         "jobstore": JobStore(docs_store=store("outputs")).as_dict(),
         "runner": {"delay_checkout": r.delay_checkout, "delay_check_run_status": r.delay_check_run_status,
-                   "delay_advance_status": r.delay_advance_status, "delay_update_batch": r.delay_update_batch},
+                   "delay_advance_status": r.delay_advance_status, "delay_update_batch": r.delay_update_batch,
+                   "max_step_attempts": r.max_step_attempts, "delta_retry": list(r.delta_retry)},
         "metadata": {"written_by": "hetero", "profile": profile.name, "backend": profile.store.backend},
     }
 
@@ -367,6 +368,10 @@ def submit_flow(flow, profile: HpcProfile, run_dir: Path, runs_dir: str | Path, 
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add a Flow whose jobs already carry their resources to the profile's queue; write <run>/hpc.json."""
     run_dir = Path(run_dir).resolve()
+    submit_cmd = {"slurm": "sbatch", "pbs": "qsub", "sge": "qsub"}[profile.scheduler]
+    if shutil.which(submit_cmd) is None:
+        raise HpcError(f"'{submit_cmd}' is not on this machine's PATH: run hetero submit on the cluster's login node "
+                       f"(profile {profile.name} uses {profile.scheduler})")
     old = read_record(run_dir)
     with open_queue(profile, runs_dir) as q:
         if old and old.get("project") == profile.project_name:
