@@ -304,7 +304,7 @@ def test_sge_scripts_use_a_parallel_environment_and_vasp_launch(tmp_path):
     s = _plan(steps, "static host")["script"]
     assert "#$ -pe mpi 16" in s and "#$ -l h_rt=06:00:00" in s and "#$ -l h_vmem=2000M" in s
     assert "#$ -q all.q" in s and "#$ -N static_host" in s
-    assert "export HETERO_VASP_CMD='mpirun -n 16 vasp_std'" in s
+    assert "export HETERO_VASP_CMD='mpirun -n 16 vasp_std'" in s and "export HETERO_WALLTIME_S=21600" in s
     assert "#$ -N E_ads_Na_top-N" in _plan(steps, "E_ads Na@top-N")["script"]  # '@' is not allowed by SGE
     assert "#$ -pe mpi 1" in _plan(steps, "DOS host")["script"]
 

@@ -156,7 +156,9 @@ def scheduler_resources(profile: HpcProfile, plan: StepPlan) -> dict[str, Any]:
 
 def exec_config(profile: HpcProfile, plan: StepPlan) -> dict[str, Any]:
     """Environment of the step: modules, pre-run lines, MPI ranks and the DFT codes' launch lines."""
-    export: dict[str, Any] = {"HETERO_CORES": plan.cores, "OMP_NUM_THREADS": 1}
+    # HETERO_WALLTIME_S: custodian's WalltimeHandler stops VASP cleanly before the queue kills the job
+    export: dict[str, Any] = {"HETERO_CORES": plan.cores, "OMP_NUM_THREADS": 1,
+                              "HETERO_WALLTIME_S": walltime_seconds(plan.walltime)}
     launch = {k: v.replace("{cores}", str(plan.cores)) for k, v in profile.launch.items()}
     if "gpaw" in launch:
         export["HETERO_GPAW_LAUNCH"] = launch["gpaw"]
