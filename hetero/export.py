@@ -32,7 +32,7 @@ def export_run(run_folder: str | Path, dest: str | Path) -> dict:
         shutil.copy2(path, target)
         copied += 1
     # the store keeps the original absolute paths (provenance); readers find the files under the
-    # copy by their tail (hetero.plots._resolve)
+    # copy by their tail (hetero.io.store.RunData.resolve)
     summary = {"copied": copied, "skipped": len(skipped), "skipped_examples": skipped[:10]}
     (dst / "export.json").write_text(json.dumps({"source": str(src), **summary}, indent=1))
     return summary

@@ -149,6 +149,8 @@ class BaderDoc(BaseModel):
     fragments: dict[str, list[int]] = Field(default_factory=dict)
     fragment_charge: dict[str, float] = Field(default_factory=dict)  # sum of net_charge
     total_electrons: float
+    method: str = "Bader basins of the all-electron density, core electrons subtracted"
+    core_check: dict[str, Any] | None = None  # VASP: AECCAR0 core charge per basin against Z - ZVAL
     provenance: Provenance
 
 
@@ -255,6 +257,78 @@ class WorkFunctionDoc(BaseModel):
     work_function_top_eV: float | None = None
     work_function_bottom_eV: float | None = None
     dipole_corrected: bool = False
+    provenance: Provenance
+
+
+class FunnelCandidate(BaseModel):
+    id: str
+    origin: str  # "site hollow + 0.18 A off-site", "random surface placement", ...
+    model: str  # mlip:chgnet | mlip:sevennet
+    energy_eV: float
+    group: str  # where the ion ended: a builder site label or other-k
+    final_ion_cart_A: list[float]
+    moved_A: float  # in-plane distance from start to end
+    converged: bool
+    n_steps: int | None = None
+
+
+class FunnelGroup(BaseModel):
+    label: str
+    members: list[str]  # candidate ids (all models)
+    e_min_eV: dict[str, float]  # model -> lowest total energy in the group
+    e_ads_bulk_eV: dict[str, float] = Field(default_factory=dict)  # model -> MLIP E_ads vs the MLIP bulk metal
+    rank: dict[str, int] = Field(default_factory=dict)  # model -> 1 = lowest
+    structure: dict[str, Any]  # relaxed geometry of the group's best member (first model): the DFT start
+    selected: bool = False
+
+
+class FunnelHop(BaseModel):
+    path: str  # "A->B" between two selected minima
+    model: str
+    barrier_eV: float
+    converged: bool
+    images: list[dict[str, Any]]  # the MLIP band (plain structure dicts), the DFT CI-NEB's starting path
+
+
+class FunnelDoc(BaseModel):
+    """The MLIP stage of a screening funnel: every candidate relaxed, grouped, ranked, some sent to DFT.
+    Every energy here is an MLIP energy (labelled by model), never a DFT one."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["funnel"] = "funnel"
+    system: str
+    ion: str
+    models: list[str]
+    window_eV: float
+    selection_rule: str
+    n_candidates: int
+    candidates: list[FunnelCandidate]
+    groups: list[FunnelGroup]
+    selected: list[str]
+    hops: list[FunnelHop] = Field(default_factory=list)
+    mu_bulk_eV: dict[str, float] = Field(default_factory=dict)  # model -> per-atom bulk metal energy
+    e_host_eV: dict[str, float] = Field(default_factory=dict)
+    wall_s: float
+    candidates_per_minute: float
+    provenance: Provenance
+
+
+class FunnelAgreementDoc(BaseModel):
+    """MLIP ranking against the DFT results of the selected minima."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["funnel_agreement"] = "funnel_agreement"
+    system: str
+    ion: str
+    model: str
+    sites: list[str]
+    mlip_e_ads_bulk_eV: list[float | None]
+    dft_e_ads_bulk_eV: list[float | None]
+    spearman: float | None  # rank correlation over the sites both computed (None below 3 sites)
+    mlip_best: str
+    dft_best: str
+    best_agrees: bool
+    mean_offset_eV: float | None  # mean(MLIP - DFT) E_ads: the MLIPs' known systematic offset
     provenance: Provenance
 
 

@@ -265,8 +265,14 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                              temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),
                              run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
             n_ion_rows += 1
+        n_ion_rows += _funnel_rows(rows, base, g)
         if n_ion_rows == 0:
             rows.append(dict(base, row_kind="system"))
+    missing = (run.campaign or {}).get("steps_not_available") or {}
+    if missing:  # an engine without a density (an MLIP): say which columns stay empty and why
+        note = "; ".join(f"{step}: {why}" for step, why in missing.items())
+        for row in rows:
+            row["steps_not_available"] = note
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in BASE_COLUMNS)
     df = df.reindex(columns=BASE_COLUMNS + extra)
@@ -275,6 +281,32 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
     if sort:
         df = sort_table(df, sort)
     return df.reset_index(drop=True)
+
+
+def _funnel_rows(rows: list[dict], base: dict, g: dict) -> int:
+    """The MLIP stage of a funnel beside the DFT rows: one row per distinct minimum and model (engine
+    mlip:<model>, E_ads vs the MLIP's own bulk metal), each MLIP NEB hop, and the MLIP-vs-DFT agreement."""
+    n = 0
+    for doc, job in g.get("funnel", []):
+        for grp in doc.get("groups", []):
+            for model, e_ads in grp.get("e_ads_bulk_eV", {}).items():
+                rows.append(dict(base, row_kind="site", ion=doc.get("ion"), site=grp["label"], n_ions=1, engine=model,
+                                 e_ads_reference="bulk metal", e_ads_eV=_num(e_ads), funnel_rank=grp["rank"].get(model),
+                                 funnel_selected=bool(grp.get("selected")), funnel_members=len(grp.get("members", [])),
+                                 job_uuid=job.uuid, settings_hash=None, status="ok"))
+                n += 1
+        for hop in doc.get("hops", []):
+            rows.append(dict(base, row_kind="path", ion=doc.get("ion"), path=hop["path"], engine=hop["model"],
+                             barrier_eV=_num(hop["barrier_eV"]), job_uuid=job.uuid, settings_hash=None,
+                             status="ok" if hop.get("converged") else "neb unconverged"))
+            n += 1
+    for doc, job in g.get("funnel_agreement", []):
+        rows.append(dict(base, row_kind="funnel", ion=doc.get("ion"), engine=doc.get("model"),
+                         mlip_dft_spearman=doc.get("spearman"), mlip_best_site=doc.get("mlip_best"),
+                         dft_best_site=doc.get("dft_best"), mlip_best_is_dft_best=doc.get("best_agrees"),
+                         mlip_minus_dft_e_ads_eV=doc.get("mean_offset_eV"), job_uuid=job.uuid))
+        n += 1
+    return n
 
 
 # ----------------------------------------------------------------------------------- sort/filter

@@ -157,8 +157,9 @@ class Engine(ABC, MSONable):
         return resolve(values, sources, structure, facts or ModelFacts())
 
     @abstractmethod
-    def translate(self, resolved: Resolved, structure: Structure, kind: str) -> dict[str, Any]:
-        """Neutral resolved settings -> this engine's own settings for one task (what is hashed)."""
+    def translate(self, resolved: Resolved, structure: Structure, kind: str, **options: Any) -> dict[str, Any]:
+        """Neutral resolved settings -> this engine's own settings for one task (what is hashed).
+        ``options``: the task's own choices: cell (relax), outputs and gpts (static), n_images (neb)."""
 
     # ------------------------------------------------------------------ the contract
     def relax(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None,
@@ -166,7 +167,7 @@ class Engine(ABC, MSONable):
         """Relax positions (atoms fixed by selective dynamics stay); ``cell=True`` also relaxes the cell."""
         self.require({Capability.RELAX} | ({Capability.CELL_RELAX} if cell else set()), "a relaxation")
         res = self.resolve(structure, facts)
-        native = self.translate(res, structure, "relax")
+        native = self.translate(res, structure, "relax", cell=bool(cell))
         task = {"kind": "relax", "settings": native, "atoms": atoms_dict(structure),
                 "fixed": fixed_indices(structure), "cell": bool(cell)}
         return self._calc(task, base_dir, structure, res)
@@ -190,12 +191,11 @@ class Engine(ABC, MSONable):
                     elements = {sp.symbol for sp in structure.species}
                     values["magmoms"] = {e: float(values["magmoms"].get(e, 1.0)) for e in elements}
             res = Resolved(values=values, sources=sources)
-            native = self.translate(res, structure, "static")
             gpts = like.outputs.gpts if like.outputs else None
         else:
             res = self.resolve(structure, facts)
-            native = self.translate(res, structure, "static")
             gpts = None
+        native = self.translate(res, structure, "static", outputs=tuple(sorted(outputs)), gpts=gpts)
         task = {"kind": "static", "settings": native, "atoms": atoms_dict(structure),
                 "outputs": sorted(outputs), "gpts": gpts}
         return self._calc(task, base_dir, structure, res)
@@ -212,7 +212,7 @@ class Engine(ABC, MSONable):
         res = self.resolve(images[0], facts)
         res.values.update(extra)
         res.sources.update({k: "user: campaign neb block" for k in extra})
-        native = self.translate(res, images[0], "neb")
+        native = self.translate(res, images[0], "neb", n_images=len(images) - 2)
         task = {"kind": "neb", "settings": native, "images": [atoms_dict(s) for s in images],
                 "fixed": fixed_indices(images[0]), "endpoint_energies_eV": [float(e) for e in endpoint_energies]}
         folder, result = self._cached_or_run(task, base_dir, images[0])

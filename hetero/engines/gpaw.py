@@ -89,7 +89,7 @@ class GpawEngine(Engine):
                 return int(os.environ[var])
         return os.cpu_count() or 1
 
-    def translate(self, resolved: Resolved, structure: Structure, kind: str) -> dict[str, Any]:
+    def translate(self, resolved: Resolved, structure: Structure, kind: str, **options: Any) -> dict[str, Any]:
         v = resolved.values
         n = self.native
         s = {

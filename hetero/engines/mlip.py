@@ -86,7 +86,7 @@ class MlipEngine(Engine):
         if bad:
             raise SettingsError(f"unknown MLIP-only settings {bad} under 'mlip:'; valid: {', '.join(sorted(MLIP_KEYS))}")
 
-    def translate(self, resolved: Resolved, structure: Structure, kind: str) -> dict[str, Any]:
+    def translate(self, resolved: Resolved, structure: Structure, kind: str, **options: Any) -> dict[str, Any]:
         """Only the optimiser settings apply: electronic settings (cutoff, k-points, smearing, spin,
         dispersion, dipole) have no meaning for these models and are not part of the task."""
         v = resolved.values

@@ -18,9 +18,7 @@ the walltime, or stopped by custodian's STOPCAR) is archived in interrupted-N/ a
 
 from __future__ import annotations
 
-import contextlib
 import math
-import contextvars
 import json
 import os
 import shlex
@@ -75,18 +73,6 @@ TASK_TAGS = frozenset({"ISIF", "IBRION", "POTIM", "IOPT", "LCHARG", "LAECHG", "L
                        "ISTART", "NGXF", "NGYF", "NGZF", "LELF", "LWAVE"})
 # machine settings: they change speed, not results, so they are not hashed (HPC profile / environment)
 PARALLEL_TAGS = frozenset({"NCORE", "NPAR", "KPAR", "NSIM", "LPLANE"})
-# per-call task options that base.Engine.relax/static/neb do not pass to translate (cell, outputs,
-# CDD grid, image count); set by the thin wrappers below for the duration of one call
-_TASK_OPTIONS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("vasp_task_options", default={})
-
-
-@contextlib.contextmanager
-def _task_options(**options: Any):
-    token = _TASK_OPTIONS.set(options)
-    try:
-        yield
-    finally:
-        _TASK_OPTIONS.reset(token)
 
 
 class VaspPresetError(PresetError):
@@ -358,7 +344,7 @@ class VaspEngine(Engine):
         """The complete INCAR of the task (atomate2's base set under ours) and its k mesh; a static that
         asks for the DOS also carries the non-SCF DOS run's INCAR and denser mesh under ``dos``.
         ``options``: cell (relax), outputs and gpts (static), n_images (neb)."""
-        opts = {**_TASK_OPTIONS.get(), **options}
+        opts = options
         v = resolved.values
         u = dict(v.get("hubbard_u") or {})
         if u and not any(sp.symbol in HUBBARD_ANIONS for sp in structure.species):
@@ -399,27 +385,6 @@ class VaspEngine(Engine):
         for ax in vac:
             out[ax] = 1
         return out
-
-    # ------------------------------------------------------------------ the contract (see base.Engine)
-    def relax(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None, cell: bool = False):
-        with _task_options(cell=bool(cell)):
-            return super().relax(structure, base_dir, facts, cell=cell)
-
-    def static(self, structure: Structure, base_dir: str | Path, facts: ModelFacts | None = None,
-               outputs: tuple[str, ...] = (), like=None, spin: str | None = None):
-        gpts = None
-        if like is not None:
-            from hetero.schemas import CalcResult
-
-            like_r = like if isinstance(like, CalcResult) else CalcResult.model_validate(like)
-            gpts = like_r.outputs.gpts if like_r.outputs else None
-        with _task_options(outputs=tuple(sorted(outputs)), gpts=gpts):
-            return super().static(structure, base_dir, facts, outputs=outputs, like=like, spin=spin)
-
-    def neb(self, images: list[Structure], endpoint_energies: list[float], base_dir: str | Path,
-            facts: ModelFacts | None = None, neb: dict[str, Any] | None = None):
-        with _task_options(n_images=len(images) - 2):
-            return super().neb(images, endpoint_energies, base_dir, facts, neb=neb)
 
     # ------------------------------------------------------------------ running
     def before_run(self, task: dict, structure: Structure) -> None:

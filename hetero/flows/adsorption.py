@@ -79,6 +79,8 @@ class AdsorptionFlowMaker(Maker):
     neb_settings: dict = field(default_factory=dict)
     # coverage series: max_ions (default 4), site ("best" or a label), min_separation_A (default from radii)
     coverage_settings: dict = field(default_factory=dict)
+    # screening funnel (hetero.flows.funnel): MLIP-rank every site + random starts, DFT on the distinct best
+    funnel: dict = field(default_factory=dict)
 
     def make(
         self,
@@ -98,17 +100,11 @@ class AdsorptionFlowMaker(Maker):
         lacking = steps_engine_cannot_run(self.engine, self.steps)
         if lacking:
             self.engine.require(set().union(*(STEP_NEEDS[s] for s in lacking)), f"steps {sorted(lacking)}")
-        facts = ModelFacts(**self.facts)
         # every energy of one E_ads uses the same functional: dispersion is decided once, from the host
-        site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
+        facts = ModelFacts(**self.facts)
         jobs = []
-        outputs = tuple(o for o, step in (("density", "bader"), ("density", "cdd"), ("potential", "workfunction"),
-                                          ("dos", "dos"), ("elf", "elf")) if step in self.steps)
-        outputs = tuple(dict.fromkeys(outputs))
         relax = RelaxMaker(engine=self.engine, facts=facts.model_dump())
-        static = StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=outputs)
-        site_relax = RelaxMaker(engine=self.engine, facts=site_facts.model_dump())
-        site_static = StaticMaker(engine=self.engine, facts=site_facts.model_dump(), outputs=outputs)
+        static = StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=self._static_outputs())
 
         host_relax = relax.make(host, system, "host", run_root)
         host_relax.name = "relax host"
@@ -142,7 +138,35 @@ class AdsorptionFlowMaker(Maker):
             jobs += [atom_static, mu_atom]
             mu["atom"] = mu_atom.output
 
-        ads_outputs = []
+        if self.funnel:
+            from hetero.flows.funnel import funnel_dft_stage, mlip_screen_job
+
+            screen = mlip_screen_job(host, ion, [s["site"].as_dict() for s in sites], system, run_root, self.funnel,
+                                     ion_bulk=ion_bulk, neb_settings=self.neb_settings)
+            screen.name = f"MLIP screen {ion} ({', '.join(self.funnel.get('models', ['chgnet']))})"
+            stage = funnel_dft_stage(screen.output, self, host_static.output, mu, host, system, ion, run_root,
+                                     host_fragments)
+            stage.name = "DFT on the selected minima"
+            jobs += [screen, stage]
+            return Flow(jobs, output=stage.output, name=f"{system} + {ion} (funnel)")
+        site_jobs, ads_outputs = self.site_jobs(sites, host, host_static.output, mu, system, ion, run_root, host_fragments)
+        jobs += site_jobs
+        return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
+
+    def site_jobs(self, sites: list[dict], host: Structure, host_static, mu: dict, system: str, ion: str,
+                  run_root: str, host_fragments: dict | None = None, bands: dict | None = None) -> tuple[list, list]:
+        """Relax -> static -> analyses -> E_ads for each site, then the NEB and coverage steps.
+        ``bands``: MLIP CI-NEB bands by path ("A->B"), the DFT CI-NEB's starting paths."""
+        facts = ModelFacts(**self.facts)
+        site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
+        outputs = self._static_outputs()
+        makers = {
+            True: (RelaxMaker(engine=self.engine, facts=site_facts.model_dump()),
+                   StaticMaker(engine=self.engine, facts=site_facts.model_dump(), outputs=outputs)),
+            False: (RelaxMaker(engine=self.engine, facts=facts.model_dump()),
+                    StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=outputs)),
+        }
+        jobs, ads_outputs = [], []
         for site in sites:
             s: Structure = site["structure"]
             label = f"{ion}@{site['label']}"
@@ -150,8 +174,7 @@ class AdsorptionFlowMaker(Maker):
             frags = {"host": list(range(len(s) - 1)), "ion": [ion_index]}
             dos_frags = {**host_fragments, "ion": [ion_index]} if host_fragments else frags
             # an ion in the gap of a stack leaves the stack's own (a)symmetry; on a surface it breaks it
-            surface = site.get("surface", not site["label"].startswith("gap-"))
-            r_maker, s_maker = (site_relax, site_static) if surface else (relax, static)
+            r_maker, s_maker = makers[bool(site.get("surface", not site["label"].startswith("gap-")))]
             r = r_maker.make(s, system, label, run_root)
             r.name = f"relax {label}"
             st = s_maker.make(r.output.structure, system, label, run_root)
@@ -160,7 +183,7 @@ class AdsorptionFlowMaker(Maker):
             jobs += self._analyses(st, frags, run_root, label, dos_frags)
             if "adsorption" in self.steps:
                 ads = adsorption_job(
-                    st.output, host_static.output, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
+                    st.output, host_static, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
                     start_cart=s.cart_coords[ion_index].tolist(),
                 )
                 ads.name = f"E_ads {label}"
@@ -168,17 +191,21 @@ class AdsorptionFlowMaker(Maker):
                 ads_outputs.append(ads.output)
         if "neb" in self.steps and len(ads_outputs) >= 2:
             pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
-                                      run_root, self.neb_settings)
+                                      run_root, self.neb_settings, bands)
             pick.name = "select NEB path"
             jobs.append(pick)
         if "coverage" in self.steps and ads_outputs:
             cov = coverage_series(
-                ads_outputs, host_static.output, mu["bulk"], mu["atom"], self.engine, site_facts.model_dump(),
+                ads_outputs, host_static, mu["bulk"], mu["atom"], self.engine, site_facts.model_dump(),
                 _fixed(host), system, ion, run_root, self.coverage_settings,
             )
             cov.name = f"coverage series {ion}"
             jobs.append(cov)
-        return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
+        return jobs, ads_outputs
+
+    def _static_outputs(self) -> tuple[str, ...]:
+        pairs = (("density", "bader"), ("density", "cdd"), ("potential", "workfunction"), ("dos", "dos"), ("elf", "elf"))
+        return tuple(dict.fromkeys(o for o, step in pairs if step in self.steps))
 
     def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None) -> list:
         out = []
@@ -204,7 +231,7 @@ class AdsorptionFlowMaker(Maker):
 @job
 def neb_from_best_site(
     ads_docs: list[dict], engine: Engine, facts: dict, fixed: list[int], system: str, ion: str, run_root: str,
-    neb_settings: dict | None = None,
+    neb_settings: dict | None = None, bands: dict | None = None,
 ):
     """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind."""
     docs = sorted(ads_docs, key=lambda d: d["e_total_eV"])
@@ -222,7 +249,14 @@ def neb_from_best_site(
     if not candidates:
         return None
     end = min(candidates, key=ion_distance)
-    neb = NebMaker(engine=engine, facts=facts, neb_settings=neb_settings or {}).make(
+    band = None
+    for path, images in (bands or {}).items():  # an MLIP band for this hop: the DFT CI-NEB starts from it
+        a, b = path.split("->")
+        if (a, b) == (best["site"], end["site"]):
+            band = images
+        elif (b, a) == (best["site"], end["site"]):
+            band = list(reversed(images))
+    neb = NebMaker(engine=engine, facts=facts, neb_settings=neb_settings or {}, initial_band=band).make(
         {**best, "site": best["site"]}, {**end, "site": end["site"]}, ion_index, fixed, system, ion, run_root
     )
     neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"

@@ -21,8 +21,8 @@ from pymatgen.core import Structure
 from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
 from hetero.analysis.descriptors import (
-    ION_CHARGE,
     adsorption_energy,
+    ion_charge,
     ocv_profile,
     theoretical_capacity,
 )
@@ -152,9 +152,18 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
 @_plain
 def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     structure = Structure.from_dict(calc["structure"])
-    rho = np.load(calc["files"]["density"])["all_electron"]
+    grids = np.load(calc["files"]["density"])
     res = _outputs(calc)
-    out = bader_analysis(structure, rho, res["core_electrons"], res["valence"], fragments)
+    if "core" in grids:
+        # VASP: basins from the reference density AECCAR0+AECCAR2, valence electrons counted from CHGCAR
+        # (Henkelman's recipe); the AECCAR0 core charge is checked against Z - ZVAL
+        from hetero.analysis.bader_reference import bader_on_reference
+
+        out = bader_on_reference(structure, grids["pseudo"], grids["all_electron"], res["valence"], fragments,
+                                 core_e_per_A3=grids["core"], core_expected=res["core_electrons"])
+        out = {k: v for k, v in out.items() if k in BaderDoc.model_fields}
+    else:  # GPAW: the all-electron density (core included), core electrons subtracted per atom
+        out = bader_analysis(structure, grids["all_electron"], res["core_electrons"], res["valence"], fragments)
     return BaderDoc(system=calc["system"], label=calc["label"], provenance=Provenance(**calc["provenance"]), **out)
 
 
@@ -292,7 +301,7 @@ def coverage_doc_job(
     e = [host["energy_eV"]] + [d["e_total_eV"] for d in docs]
     host_structure = Structure.from_dict(host["structure"])
     formula = host_structure.composition.formula.replace(" ", "")
-    z = ION_CHARGE.get(ion, 1)
+    z = ion_charge(ion)
     dists = []
     for d in docs:
         s = Structure.from_dict(d["structure"])
@@ -319,6 +328,7 @@ class NebMaker(Maker):
     engine: Engine | None = None
     facts: dict = field(default_factory=dict)
     neb_settings: dict = field(default_factory=dict)  # neb_images, neb_steps, neb_fmax_eV_A, neb_spring
+    initial_band: list | None = None  # a starting path (plain structure dicts, endpoints included), e.g. an MLIP band
 
     @job
     @_plain
@@ -331,7 +341,11 @@ class NebMaker(Maker):
         s1 = Structure.from_dict(end["structure"])
         settings = dict(self.neb_settings)
         n_images = int(settings.pop("neb_images", self.engine.neutral["neb_images"]))
-        images = interpolate_images(s0, s1, n_images)
+        if self.initial_band:
+            # the band's interior images between this NEB's own (DFT) endpoints
+            images = [s0] + [Structure.from_dict(d) for d in self.initial_band[1:-1]] + [s1]
+        else:
+            images = interpolate_images(s0, s1, n_images)
         for im in images:
             im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
         label = f"neb-{start['site']}-{end['site']}"

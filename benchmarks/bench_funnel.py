@@ -1,0 +1,94 @@
+"""Screening funnel benchmarks (run on demand; prints a table, asserts nothing).
+
+1. throughput: MLIP candidates ranked per 10 minutes on this machine (HETERO_CORES workers, one torch
+   thread each) for Na on a VN(001) slab of <= 40 atoms (target >= 100 per 10 min on 2 cores);
+2. DFT work saved: SCF iterations and wall time of the DFT relaxations of a funnel run against the
+   naive chain (every site relaxed with DFT). Give the two run folders; GPAW's own logs are counted.
+
+    python benchmarks/bench_funnel.py throughput [--n 40] [--size standard]
+    python benchmarks/bench_funnel.py saved NAIVE_RUN_FOLDER FUNNEL_RUN_FOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+
+def throughput(n_random: int, size: str, model: str) -> None:
+    from hetero.builders.candidates import ion_candidates
+    from hetero.builders.presets import get_preset
+    from hetero.builders.sites import find_sites
+    from hetero.engines import get_engine
+    from hetero.flows.funnel import _relax_all
+
+    slab, _ = get_preset("vn001_na", size)
+    sites = find_sites(slab, "Na")
+    cands = ion_candidates(slab, "Na", sites, random_starts=n_random, seed=1)
+    eng = get_engine(f"mlip:{model}")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        res = _relax_all(eng, [c["structure"] for c in cands], [Path(tmp) / c["id"] for c in cands])
+        wall = time.time() - t0
+    steps = [r.n_ionic_steps or 0 for r in res]
+    print(f"| model | atoms | candidates | wall s | per 10 min | mean steps | converged |")
+    print(f"| {model} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
+          f"{sum(steps) / len(steps):.0f} | {sum(r.converged for r in res)}/{len(res)} |")
+
+
+def _scf_iterations(folder: Path) -> int:
+    """SCF iterations of one GPAW run, counted from its text logs ('iter:' lines)."""
+    n = 0
+    for log in folder.glob("gpaw-*.txt"):
+        n += sum(1 for line in log.read_text(errors="replace").splitlines() if re.match(r"^iter:\s+\d+", line))
+    return n
+
+
+def _site_relaxations(run: Path) -> dict[str, dict]:
+    out = {}
+    for d in sorted(run.glob("*/*@*/relax-*")):
+        if not (d / "result.json").exists() or d.parent.name[0].isdigit():
+            continue  # unfinished, or a coverage model (2Na@...)
+        res = json.loads((d / "result.json").read_text())
+        out[d.parent.name] = {"scf": _scf_iterations(d), "ionic": res.get("n_ionic_steps"), "wall_s": res.get("wall_s") or 0.0,
+                              "energy_eV": res["energy_eV"]}
+    return out
+
+
+def saved(naive: Path, funnel: Path) -> None:
+    a, b = _site_relaxations(naive), _site_relaxations(funnel)
+    print("| run | site | SCF iterations | ionic steps | wall s | E (eV) |")
+    for name, runs in (("naive", a), ("funnel", b)):
+        for site, r in runs.items():
+            print(f"| {name} | {site} | {r['scf']} | {r['ionic']} | {r['wall_s']:.0f} | {r['energy_eV']:.4f} |")
+    sa, sb = sum(r["scf"] for r in a.values()), sum(r["scf"] for r in b.values())
+    wa, wb = sum(r["wall_s"] for r in a.values()), sum(r["wall_s"] for r in b.values())
+    print(f"\nSCF iterations: naive {sa}, funnel {sb} (ratio {sb / max(sa, 1):.2f}; target <= 0.25)")
+    print(f"wall time of the site relaxations: naive {wa:.0f} s, funnel {wb:.0f} s (ratio {wb / max(wa, 1e-9):.2f})")
+    common = sorted(set(a) & set(b))
+    if common:
+        best_a, best_b = min(a, key=lambda s: a[s]["energy_eV"]), min(b, key=lambda s: b[s]["energy_eV"])
+        print(f"DFT-best site: naive {best_a}, funnel {best_b} ({'kept' if best_a == best_b else 'NOT kept'})")
+        for s in common:
+            print(f"  {s}: E(funnel) - E(naive) = {b[s]['energy_eV'] - a[s]['energy_eV']:+.4f} eV")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--n", type=int, default=40, help="random starts (plus the 4 sites)")
+    t.add_argument("--size", default="standard", help="vn001_na model: fast (9 atoms) or standard (33)")
+    t.add_argument("--model", default="chgnet")
+    s = sub.add_parser("saved")
+    s.add_argument("naive", type=Path)
+    s.add_argument("funnel", type=Path)
+    args = p.parse_args()
+    if args.what == "throughput":
+        throughput(args.n, args.size, args.model)
+    else:
+        saved(args.naive, args.funnel)

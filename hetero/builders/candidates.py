@@ -1,0 +1,111 @@
+"""Cheap candidate starts for the screening funnel, and the grouping of where they end.
+
+AdsorbML's recipe (Lan et al., npj Comput. Mater. 2023): every symmetric site plus random placements,
+all relaxed with a machine-learned potential, grouped, the best few sent to DFT. Two facts measured on
+this project's Na/VN(001) runs shape the starts: a relaxation started exactly on a high-symmetry site
+stops on a saddle (no lateral force), so site starts are displaced 0.1-0.25 A in a random direction; and
+an ion may end on another site than it started from, so results are grouped by where the ion ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from hetero.builders.sites import Site, _height_for, covalent_radius, equivalent_positions, place_ion
+
+OFFSET_RANGE_A = (0.1, 0.25)
+
+
+def ion_candidates(slab: Structure, ion: str, sites: list[Site], random_starts: int = 8, seed: int = 0,
+                   offset_range_A: tuple[float, float] = OFFSET_RANGE_A) -> list[dict[str, Any]]:
+    """Starts for the MLIP stage: every site displaced off its symmetric point, plus random placements
+    at touching height (on the surface, and at mid-gap height when gap sites are given).
+
+    Returns [{"id", "origin", "site" (label or ""), "structure" (ion last)}]. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in sites:
+        theta, r = rng.uniform(0, 2 * np.pi), rng.uniform(*offset_range_A)
+        st = place_ion(slab, s, ion, offset_A=(r * np.cos(theta), r * np.sin(theta)))
+        out.append({"id": f"site-{s.label}", "origin": f"site {s.label} + {r:.2f} A off-site", "site": s.label,
+                    "structure": st})
+    gap_z = [s.cart_coords[2] for s in sites if s.kind == "interlayer"]
+    r_ion = covalent_radius(ion)
+    for k in range(random_starts):
+        f = rng.random(2)
+        xy = f[0] * slab.lattice.matrix[0, :2] + f[1] * slab.lattice.matrix[1, :2]
+        in_gap = bool(gap_z) and k % 2 == 1  # alternate surface and gap when the model has a gap
+        z = float(gap_z[0]) if in_gap else _height_for(slab, xy, r_ion)[0]
+        st = slab.copy()
+        props = {"selective_dynamics": [True] * 3} if "selective_dynamics" in st.site_properties else None
+        st.append(ion, [xy[0], xy[1], z], coords_are_cartesian=True, properties=props)
+        out.append({"id": f"random-{k:02d}", "origin": f"random {'gap' if in_gap else 'surface'} placement",
+                    "site": "", "structure": st})
+    return out
+
+
+def _inplane_distance(slab: Structure, p: np.ndarray, q: np.ndarray) -> float:
+    a, b = slab.lattice.matrix[0, :2], slab.lattice.matrix[1, :2]
+    return float(min(np.linalg.norm(p[:2] - q[:2] + i * a + j * b) for i in (-1, 0, 1) for j in (-1, 0, 1)))
+
+
+def classify_final_positions(slab: Structure, finals: list[np.ndarray], sites: list[Site],
+                             site_tol_A: float = 0.5, group_tol_A: float = 0.3, z_tol_A: float = 1.2) -> list[str]:
+    """Label where each relaxed ion ended: the builder site whose symmetry copy lies within site_tol_A
+    in-plane (and at a similar height), else a new group 'other-k' shared by symmetry-equivalent ends."""
+    copies = [(s, equivalent_positions(slab, s.cart_coords[:2])) for s in sites]
+    others: list[tuple[str, np.ndarray, float]] = []  # label, equivalent xy copies, z
+    labels = []
+    for p in finals:
+        p = np.asarray(p, float)
+        best, best_d = None, site_tol_A
+        for s, xys in copies:
+            if abs(p[2] - s.cart_coords[2]) > z_tol_A:
+                continue  # a surface site is no match for an ion that ended in the gap (and vice versa)
+            d = min(_inplane_distance(slab, p, xy) for xy in xys)
+            if d < best_d:
+                best, best_d = s.label, d
+        if best is None:
+            for label, xys, z in others:
+                if abs(p[2] - z) < z_tol_A and min(_inplane_distance(slab, p, xy) for xy in xys) < group_tol_A:
+                    best = label
+                    break
+        if best is None:
+            best = f"other-{len(others) + 1}"
+            others.append((best, equivalent_positions(slab, p[:2]), float(p[2])))
+        labels.append(best)
+    return labels
+
+
+def select_for_dft(group_energies: dict[str, dict[str, float]], window_eV: float, always: list[str] | tuple = (),
+                   min_selected: int = 2) -> tuple[list[str], str]:
+    """Distinct minima within window_eV of each model's minimum (union over models) plus the named
+    groups; never top-1 alone (the next best is added). group_energies: {group: {model: E_min}}."""
+    chosen: list[str] = []
+    models = sorted({m for e in group_energies.values() for m in e})
+    for m in models:
+        ranked = sorted((e[m], g) for g, e in group_energies.items() if m in e)
+        if not ranked:
+            continue
+        e0 = ranked[0][0]
+        for e, g in ranked:
+            if e - e0 <= window_eV + 1e-9 and g not in chosen:
+                chosen.append(g)
+    for g in always:
+        if g in group_energies and g not in chosen:
+            chosen.append(g)
+    rule = f"within {window_eV} eV of the MLIP minimum ({', '.join(models)})"
+    if len(chosen) < min_selected:
+        m = models[0]
+        for _e, g in sorted((e[m], g) for g, e in group_energies.items() if m in e):
+            if len(chosen) >= min_selected:
+                break
+            if g not in chosen:
+                chosen.append(g)
+                rule += f"; {g} added (never top-1 alone)"
+    if always:
+        rule += f"; named: {list(always)}"
+    return chosen, rule

@@ -1,0 +1,259 @@
+"""The screening funnel: rank many cheap candidates on machine-learned potentials, send only the
+distinct best to DFT, and start DFT from the MLIP geometries (AdsorbML's recipe, applied to ions on
+surfaces and in van der Waals gaps, plus MLIP CI-NEB bands as starting paths for DFT CI-NEB).
+
+MLIP stage (one job): every candidate start (hetero.builders.candidates) relaxed with each model
+through the mlip engine (cached per candidate, so a re-run is free), grouped by where the ion ended
+(symmetry-aware), ranked; the selection keeps the minima within a window of each model's minimum
+(union over models, never top-1 alone) plus any named site; MLIP NEB for hops from the best minimum.
+DFT stage (a dynamic job): relax -> static -> analyses -> E_ads for the selected minima only, then the
+CI-NEB from the MLIP band, and an agreement document (Spearman, best site kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from jobflow import Flow, Response, job
+from pymatgen.core import Structure
+
+from hetero.builders.candidates import classify_final_positions, ion_candidates, select_for_dft
+from hetero.builders.images import align_to, interpolate_images
+from hetero.builders.sites import Site
+from hetero.engines.settings import ModelFacts
+from hetero.flows.jobs import _base_dir, _plain
+from hetero.schemas import (
+    FunnelAgreementDoc,
+    FunnelCandidate,
+    FunnelDoc,
+    FunnelGroup,
+    FunnelHop,
+    Provenance,
+    plain_structure_dict,
+)
+
+FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset"}
+logger = logging.getLogger("hetero.funnel")
+
+
+def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
+    """Defaults and checks of a campaign's funnel block (errors name the key and the fix)."""
+    from hetero.engines.mlip import MODELS
+
+    bad = set(settings) - FUNNEL_KEYS
+    if bad:
+        raise ValueError(f"unknown funnel keys {sorted(bad)}; valid: {', '.join(sorted(FUNNEL_KEYS))}")
+    out = {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 8, "seed": 0, "always": [],
+           "max_dft_sites": 6, "mlip_preset": "fast", **settings}
+    models = [m.split(":")[-1] for m in out["models"]]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"funnel.models {out['models']}: use one or both of {', '.join(MODELS)}")
+    out["models"] = models
+    if not (isinstance(out["window_eV"], (int, float)) and 0 <= out["window_eV"] <= 5):
+        raise ValueError(f"funnel.window_eV {out['window_eV']!r}: give an energy window in eV between 0 and 5 (default 0.3)")
+    if not (isinstance(out["random_starts"], int) and 0 <= out["random_starts"] <= 500):
+        raise ValueError(f"funnel.random_starts {out['random_starts']!r}: give a whole number 0-500")
+    return out
+
+
+def _progress(done: int, total: int, t0: float, what: str) -> None:
+    rate = done / max(time.time() - t0, 1e-9)
+    eta = (total - done) / rate if rate > 0 else float("nan")
+    logger.info(f"MLIP stage: {done}/{total} {what} relaxed ({rate * 60:.0f}/min, ~{eta:.0f} s left)")
+
+
+@job
+@_plain
+def mlip_screen_job(
+    host: Structure | dict, ion: str, sites: list[dict], system: str, run_root: str, funnel: dict[str, Any],
+    ion_bulk: Structure | dict | None = None, neb_settings: dict | None = None,
+) -> FunnelDoc:
+    from hetero.engines import get_engine
+
+    host = host if isinstance(host, Structure) else Structure.from_dict(host)
+    site_objs = [Site(**s) for s in sites]
+    cfg = check_funnel(funnel)
+    cands = ion_candidates(host, ion, site_objs, cfg["random_starts"], cfg["seed"])
+    t0 = time.time()
+    host_facts = ModelFacts(kind="slab")
+    records: list[FunnelCandidate] = []
+    finals: dict[tuple[str, str], Structure] = {}
+    e_host, mu_bulk = {}, {}
+    total = len(cands) * len(cfg["models"])
+    done = 0
+    for model in cfg["models"]:
+        eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
+        label = eng.label
+        e_host[label] = eng.relax(host, _base_dir(run_root, system, f"funnel-{model}-host"), host_facts).energy_eV
+        if ion_bulk is not None:
+            bulk = ion_bulk if isinstance(ion_bulk, Structure) else Structure.from_dict(ion_bulk)
+            r = eng.relax(bulk, _base_dir(run_root, f"{ion}-bulk", f"funnel-{model}"), ModelFacts(kind="bulk"), cell=True)
+            mu_bulk[label] = r.energy_eV / len(bulk)
+        folders = [_base_dir(run_root, system, f"funnel-{model}-{c['id']}") for c in cands]
+        results = _relax_all(eng, [c["structure"] for c in cands], folders)
+        for c, res in zip(cands, results):
+            final = Structure.from_dict(res.structure)
+            start = c["structure"].cart_coords[-1]
+            end = final.cart_coords[-1]
+            d = final.lattice.get_fractional_coords(end - start)
+            d[:2] -= np.round(d[:2])
+            finals[(label, c["id"])] = final
+            records.append(FunnelCandidate(
+                id=c["id"], origin=c["origin"], model=label, energy_eV=res.energy_eV, group="",
+                final_ion_cart_A=end.tolist(),
+                moved_A=float(np.linalg.norm(final.lattice.get_cartesian_coords([d[0], d[1], 0.0]))),
+                converged=res.converged, n_steps=res.n_ionic_steps,
+            ))
+            done += 1
+        _progress(done, total, t0, "candidates")
+    labels = classify_final_positions(host, [np.array(r.final_ion_cart_A) for r in records], site_objs)
+    for r, g in zip(records, labels):
+        r.group = g
+    groups: dict[str, FunnelGroup] = {}
+    first = f"mlip:{cfg['models'][0]}"
+    for r in records:
+        g = groups.get(r.group)
+        if g is None:
+            g = groups[r.group] = FunnelGroup(label=r.group, members=[], e_min_eV={}, structure={})
+        if r.id not in g.members:
+            g.members.append(r.id)
+        if r.energy_eV < g.e_min_eV.get(r.model, np.inf):
+            g.e_min_eV[r.model] = r.energy_eV
+            if r.model == first or not g.structure:
+                g.structure = plain_structure_dict(finals[(r.model, r.id)])
+    for label in e_host:
+        ranked = sorted((g.e_min_eV[label], g.label) for g in groups.values() if label in g.e_min_eV)
+        for i, (_e, name) in enumerate(ranked, start=1):
+            groups[name].rank[label] = i
+        if label in mu_bulk:
+            for g in groups.values():
+                if label in g.e_min_eV:
+                    g.e_ads_bulk_eV[label] = g.e_min_eV[label] - e_host[label] - mu_bulk[label]
+    selected, rule = select_for_dft({g.label: g.e_min_eV for g in groups.values()}, cfg["window_eV"], cfg["always"])
+    if len(selected) > cfg["max_dft_sites"]:
+        selected = selected[: cfg["max_dft_sites"]]
+        rule += f"; capped at max_dft_sites={cfg['max_dft_sites']}"
+    for name in selected:
+        groups[name].selected = True
+    sd = host.site_properties.get("selective_dynamics")
+    fixed = [i for i, f in enumerate(sd) if not any(f)] if sd else []
+    hops = _mlip_hops(groups, selected, first, cfg, system, run_root, neb_settings or {}, fixed)
+    wall = time.time() - t0
+    return FunnelDoc(
+        system=system, ion=ion, models=list(e_host), window_eV=cfg["window_eV"], selection_rule=rule,
+        n_candidates=len(cands), candidates=records, groups=sorted(groups.values(), key=lambda g: g.rank.get(first, 99)),
+        selected=selected, hops=hops, mu_bulk_eV=mu_bulk, e_host_eV=e_host, wall_s=wall,
+        candidates_per_minute=total / max(wall, 1e-9) * 60,
+        provenance=Provenance(engine=first, settings={**cfg, "n_random": cfg["random_starts"]}),
+    )
+
+
+def _relax_one(args):
+    engine, structure, folder = args
+    return engine.relax(structure, folder, ModelFacts(kind="slab"))
+
+
+def _relax_all(engine, structures: list[Structure], folders: list) -> list:
+    """MLIP relaxations of the candidates, on HETERO_CORES worker processes of one torch thread each
+    (cores are shared: threads inside one model call scale poorly on small cells). Each result is
+    cached in its own folder by the engine, so a re-run only loads them."""
+    import os
+
+    n = min(int(os.environ.get("HETERO_CORES") or os.cpu_count() or 1), len(structures))
+    todo = [(engine, s, f) for s, f in zip(structures, folders)]
+    if n <= 1 or len(todo) < 4:
+        return [_relax_one(t) for t in todo]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked torch runtime can deadlock in its thread pools
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_relax_one, todo, chunksize=max(1, len(todo) // (4 * n))))
+
+
+def _ion_distance(a: Structure, b: Structure) -> float:
+    d = b.frac_coords[-1] - a.frac_coords[-1]
+    d -= np.round(d)
+    return float(np.linalg.norm(a.lattice.get_cartesian_coords(d)))
+
+
+def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, cfg: dict, system: str,
+               run_root: str, neb_settings: dict, fixed: list[int]) -> list[FunnelHop]:
+    """MLIP CI-NEB from the best selected minimum to each other selected minimum: a pre-screen barrier
+    and the DFT CI-NEB's starting path."""
+    from hetero.analysis.neb import barrier
+    from hetero.engines import get_engine
+
+    if len(selected) < 2:
+        return []
+    eng = get_engine(model, cfg["mlip_preset"])
+    best = min(selected, key=lambda g: groups[g].e_min_eV.get(model, np.inf))
+    s0 = Structure.from_dict(groups[best].structure)
+    n_images = int(neb_settings.get("neb_images", eng.neutral["neb_images"]))
+    hops = []
+    for other in selected:
+        if other == best:
+            continue
+        s1 = align_to(s0, Structure.from_dict(groups[other].structure))
+        if _ion_distance(s0, s1) < 0.5:
+            continue
+        images = interpolate_images(s0, s1, n_images)
+        for im in images:
+            im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+        res = eng.neb(images, [groups[best].e_min_eV[model], groups[other].e_min_eV[model]],
+                      _base_dir(run_root, system, f"funnel-neb-{best}-{other}"), ModelFacts(kind="slab"),
+                      neb={k: v for k, v in neb_settings.items() if k != "neb_images"})
+        e_rel = [e - res.energies_eV[0] for e in res.energies_eV]
+        hops.append(FunnelHop(path=f"{best}->{other}", model=model, barrier_eV=barrier(e_rel, res.spline_e_eV),
+                              converged=res.converged, images=res.images))
+    return hops
+
+
+@job
+def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host: Structure | dict, system: str,
+                     ion: str, run_root: str, host_fragments: dict | None = None):
+    """DFT on the selected minima, from their MLIP geometries; then the NEB and the agreement document."""
+    host = host if isinstance(host, Structure) else Structure.from_dict(host)
+    groups = {g["label"]: g for g in funnel_doc["groups"]}
+    sites = []
+    for name in funnel_doc["selected"]:
+        st = Structure.from_dict(groups[name]["structure"])
+        if "selective_dynamics" in host.site_properties:
+            flags = list(host.site_properties["selective_dynamics"]) + [[True] * 3]
+            st.add_site_property("selective_dynamics", flags)
+        sites.append({"label": name, "structure": st, "surface": not name.startswith("gap-")})
+    bands = {h["path"]: h["images"] for h in funnel_doc.get("hops", [])}
+    jobs, ads = maker.site_jobs(sites, host, host_static, mu, system, ion, run_root, host_fragments, bands=bands)
+    agree = funnel_agreement_job(funnel_doc, ads)
+    agree.name = "funnel agreement (MLIP vs DFT)"
+    jobs.append(agree)
+    return Response(addition=Flow(jobs), output={"selected": funnel_doc["selected"]})
+
+
+@job
+@_plain
+def funnel_agreement_job(funnel_doc: dict, ads_docs: list[dict]) -> FunnelAgreementDoc:
+    from scipy.stats import spearmanr
+
+    model = funnel_doc["models"][0]
+    groups = {g["label"]: g for g in funnel_doc["groups"]}
+    dft = {d["site"]: d.get("e_ads_bulk_eV") for d in ads_docs if d}
+    sites = [s for s in funnel_doc["selected"] if s in dft]
+    mlip = [groups[s]["e_ads_bulk_eV"].get(model) for s in sites]
+    ref = [dft[s] for s in sites]
+    both = [(m, d) for m, d in zip(mlip, ref) if m is not None and d is not None]
+    rho = float(spearmanr(*zip(*both)).statistic) if len(both) >= 3 else None
+    e_mlip = {s: groups[s]["e_min_eV"][model] for s in sites}
+    e_dft = {d["site"]: d["e_total_eV"] for d in ads_docs if d and d["site"] in sites}
+    mlip_best = min(e_mlip, key=e_mlip.get)
+    dft_best = min(e_dft, key=e_dft.get)
+    return FunnelAgreementDoc(
+        system=funnel_doc["system"], ion=funnel_doc["ion"], model=model, sites=sites, mlip_e_ads_bulk_eV=mlip,
+        dft_e_ads_bulk_eV=ref, spearman=rho, mlip_best=mlip_best, dft_best=dft_best, best_agrees=mlip_best == dft_best,
+        mean_offset_eV=float(np.mean([m - d for m, d in both])) if both else None,
+        provenance=Provenance(engine=model),
+    )

@@ -1,0 +1,113 @@
+"""Screening funnel: candidate starts, grouping by where the ion ends, selection, and the whole
+MLIP -> 'DFT' flow (the second stage on the MLIP engine here, so the test runs in minutes; the same
+flow runs GPAW when the campaign's engine is gpaw)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from hetero.builders.candidates import classify_final_positions, ion_candidates, select_for_dft
+from hetero.builders.presets import get_preset
+from hetero.builders.sites import find_sites, place_ion
+from hetero.campaigns import CampaignError, load_campaign, run_campaign
+
+
+@pytest.fixture(scope="module")
+def vn():
+    slab, _ = get_preset("vn001_na", "fast")
+    return slab, find_sites(slab, "Na")
+
+
+def test_candidates_start_off_site_and_reproducibly(vn):
+    slab, sites = vn
+    cands = ion_candidates(slab, "Na", sites, random_starts=6, seed=3)
+    assert len(cands) == len(sites) + 6
+    for c, s in zip(cands, sites):
+        d = np.linalg.norm(c["structure"].cart_coords[-1][:2] - np.array(s.cart_coords[:2]))
+        assert 0.1 <= d <= 0.25  # exactly-on-site starts stop on saddles
+        assert c["structure"].site_properties["selective_dynamics"][-1] == [True] * 3
+    again = ion_candidates(slab, "Na", sites, random_starts=6, seed=3)
+    assert all(np.allclose(a["structure"].cart_coords, b["structure"].cart_coords) for a, b in zip(cands, again))
+    # random placements touch the surface: the ion's nearest host atom sits at about the covalent contact
+    for c in cands[len(sites):]:
+        st = c["structure"]
+        assert min(st.get_distance(len(st) - 1, i) for i in range(len(st) - 1)) > 2.0
+
+
+def test_final_positions_group_onto_sites_and_symmetry_copies(vn):
+    slab, sites = vn
+    by_label = {s.label: s for s in sites}
+    hollow = np.array(place_ion(slab, by_label["hollow"], "Na").cart_coords[-1])
+    a = slab.lattice.matrix[0]
+    finals = [hollow + [0.1, -0.05, 0.0],  # near the hollow
+              hollow + a,  # a periodic copy of it
+              np.array(place_ion(slab, by_label["top-N"], "Na").cart_coords[-1]),
+              hollow + 0.3 * a + [0, 0, 5.0]]  # far above anything: a group of its own
+    labels = classify_final_positions(slab, finals, sites)
+    assert labels[:3] == ["hollow", "hollow", "top-N"]
+    assert labels[3].startswith("other-")
+
+
+def test_selection_window_union_and_never_top1_alone():
+    e = {"A": {"m1": -10.0, "m2": -9.0}, "B": {"m1": -9.8, "m2": -9.5}, "C": {"m1": -9.0, "m2": -9.3}}
+    sel, rule = select_for_dft(e, 0.3)
+    assert sel == ["A", "B", "C"]  # B within m1's window, C within m2's: the union
+    sel, rule = select_for_dft({"A": {"m1": -10.0}, "B": {"m1": -9.0}}, 0.3)
+    assert sel == ["A", "B"] and "never top-1 alone" in rule
+    sel, _ = select_for_dft(e, 0.0, always=["C"])
+    assert "C" in sel
+
+
+def test_bad_funnel_blocks_are_refused(tmp_path):
+    base = yaml.safe_load((Path(__file__).parents[1] / "workflows" / "na_vn001.yaml").read_text())
+    for block, msg in (({"modles": ["chgnet"]}, "unknown funnel keys"), ({"models": ["mace"]}, "use one or both"),
+                       ({"window_eV": -1}, "window_eV")):
+        f = tmp_path / "c.yaml"
+        f.write_text(yaml.safe_dump({**base, "funnel": block}))
+        with pytest.raises(CampaignError, match=msg):
+            load_campaign(f)
+
+
+@pytest.mark.mlip
+def test_funnel_campaign_end_to_end(tmp_path):
+    """A VN(001) + Na campaign with a funnel: 4 sites + 4 random starts on CHGNet, grouped and selected,
+    an MLIP NEB band, then the second stage on the selected minima only, the agreement document, the
+    table and the funnel figure."""
+    from hetero.plots import make_figures
+    from hetero.table import build_table
+
+    camp = {
+        "name": "vn_na_funnel", "model": {"preset": "vn001_na", "size": "fast", "extra_vacuum_A": 0},
+        "ion": "Na", "steps": ["relax", "static", "adsorption", "neb"], "engine": "mlip",
+        "neb": {"images": 1, "steps": 30}, "funnel": {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 4},
+    }
+    f = tmp_path / "funnel.yaml"
+    f.write_text(yaml.safe_dump(camp))
+    root = run_campaign(f, runs_dir=tmp_path / "runs", log=False)
+    docs = [d["output"] for d in json.loads((root / "store.json").read_text()) if isinstance(d.get("output"), dict)]
+    funnel = next(d for d in docs if d.get("doc_type") == "funnel")
+    assert funnel["n_candidates"] == 8 and len(funnel["candidates"]) == 8
+    labels = {g["label"] for g in funnel["groups"]}
+    assert labels <= {"top-V", "top-N", "bridge", "hollow"} or any(x.startswith("other") for x in labels)
+    assert 2 <= len(funnel["selected"]) < len(funnel["candidates"])
+    ads = [d for d in docs if d.get("doc_type") == "adsorption"]
+    assert sorted(d["site"] for d in ads) == sorted(funnel["selected"])  # the second stage ran only these
+    agree = next(d for d in docs if d.get("doc_type") == "funnel_agreement")
+    assert agree["mlip_best"] in funnel["selected"] and agree["dft_best"] in funnel["selected"]
+    # same model in both stages here: its ranking must agree with itself
+    assert agree["best_agrees"] and abs(agree["mean_offset_eV"]) < 0.05
+    neb = [d for d in docs if d.get("doc_type") == "neb"]
+    if funnel["hops"]:
+        assert len(neb) == 1 and neb[0]["barrier_eV"] >= 0
+    df = build_table(root)
+    mlip_rows = df[df["funnel_rank"].notna()]
+    assert len(mlip_rows) == len(funnel["groups"]) and set(mlip_rows["engine"]) == {"mlip:chgnet"}
+    assert df[df["row_kind"] == "funnel"]["mlip_best_is_dft_best"].iloc[0]
+    fs = make_figures(root, out=tmp_path / "figs")
+    fun = [v for v in fs.figures.values() if v["kind"] == "funnel"]
+    assert len(fun) == 1 and set(fun[0]["values"]["selected"]) == set(funnel["selected"])
