@@ -11,6 +11,9 @@ replaced); only the newest of each ``uuid`` is read.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,66 @@ def _store_path(source: str | Path) -> Path:
     return p
 
 
+class StoreCorruptError(ValueError):
+    """A store file that is not a JSON list of entries (cut short by a kill, edited by hand, overwritten)."""
+
+
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
+
+
+def check_store_file(path: str | Path) -> str | None:
+    """None when the file is a JSON list (a store), else what is wrong with it (compressed files: maggma reads them)."""
+    p = Path(path)
+    if p.suffix in COMPRESSED:
+        return None
+    try:
+        import orjson
+
+        data = orjson.loads(p.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - orjson.JSONDecodeError, OSError
+        return f"not valid JSON: {' '.join(str(exc).split())[:120]}" if p.stat().st_size else "empty file"
+    return None if isinstance(data, list) else f"a JSON {type(data).__name__}, not a list of entries"
+
+
+def corrupt_store_error(path: Path, problem: str) -> StoreCorruptError:
+    """Keep a copy of the corrupt file (nothing overwrites it) and say how to get a good store back."""
+    backup = path.with_name(path.stem + ".corrupt" + path.suffix)
+    if not backup.exists() or backup.stat().st_size != path.stat().st_size:
+        shutil.copy2(path, backup)
+    previous = path.with_name("store.previous.json")
+    alt = (f", or read the previous store {previous}" if previous.exists() and check_store_file(previous) is None
+           else "")
+    return StoreCorruptError(
+        f"{path} is corrupt ({problem}); a copy is kept at {backup}. Rebuild it by running the campaign again on "
+        f"the same --runs-dir (finished results are reused, nothing is recomputed){alt}")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write-then-rename: a kill leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def keep_store_backup(path: Path) -> Path:
+    """Before a run rebuilds the store: a good store becomes store.previous.json; a corrupt one is kept
+    as store.corrupt.json (a good previous backup is never overwritten by a corrupt store)."""
+    problem = check_store_file(path)
+    if problem is None:
+        dest = path.with_name("store.previous.json")
+        atomic_write_text(dest, path.read_text())
+        return dest
+    dest = path.with_name(path.stem + ".corrupt" + path.suffix)
+    shutil.copy2(path, dest)
+    logging.getLogger("hetero").warning(f"{path} was corrupt ({problem}); kept as {dest}; the store is rebuilt from "
+                                        "the run folders")
+    return dest
+
+
 def _all_entries(source: Any) -> Iterator[Any]:
     if isinstance(source, (str, Path)):
         p = _store_path(source)
@@ -78,6 +141,9 @@ def _all_entries(source: Any) -> Iterator[Any]:
         if fast is not None:
             yield from fast
             return
+        problem = check_store_file(p)  # maggma would skip an unreadable file silently: an empty table
+        if problem is not None:
+            raise corrupt_store_error(p, problem)
         store = open_json_store(p)
         try:
             yield from store.query()

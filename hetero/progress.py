@@ -1,0 +1,181 @@
+"""Progress of a local campaign run: one line per finished job with its time, a live bar with the
+elapsed time and an estimate of what is left.
+
+jobflow's local manager logs ``Starting job - NAME (UUID)`` and ``Finished job - NAME (UUID)`` for every
+job (and ``NAME failed with exception:`` for a failure); `JobProgress` is a logging handler on the
+``jobflow`` logger that follows those lines, so neither the flows nor the engines know about it.
+
+The estimate: every job still to run costs the mean time of the jobs of its kind that ran in this
+invocation (``relax``, ``static``, ``CDD``, ``CI-NEB``, ...; a reused, cached job is not counted), or
+the mean of every DFT job when none of its kind has run yet. Jobs a running job adds (the CI-NEB chosen
+after the adsorption energies) are counted when they start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+_START = re.compile(r"^Starting job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
+_FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
+# first word of a job name -> its kind (the flows name jobs "relax host", "static Na@top-V", "CDD host", ...)
+DFT_KINDS = ("relax", "static", "CDD", "CI-NEB")
+REUSED_S = 1.0  # a DFT job that returns faster than this took its result from a finished run folder
+
+
+def job_kind(name: str) -> str:
+    return name.split(" ", 1)[0] if name else "job"
+
+
+def format_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class JobProgress(logging.Handler):
+    """Follows jobflow's job log lines; use as a context manager around ``run_locally``."""
+
+    def __init__(self, flow, console: Console | None = None, title: str = "jobs"):
+        """``flow``: a jobflow Flow (its jobs, nested flows included) or a list of jobs."""
+        super().__init__(logging.INFO)
+        self.console = console or Console()
+        jobs = [j for j, _ in flow.iterflow()] if hasattr(flow, "iterflow") else list(flow)
+        self.pending: dict[str, str] = {j.uuid: j.name for j in jobs}  # uuid -> name, not yet started
+        self.total = len(self.pending)
+        self.durations: dict[str, list[float]] = {}  # kind -> seconds of jobs that really ran
+        self.finished: list[tuple[str, float, bool]] = []  # (name, seconds, reused)
+        self.failed: list[str] = []
+        self.current: tuple[str, str, float] | None = None  # (uuid, name, start time)
+        self.t0 = time.time()
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+            console=self.console, transient=True,
+        )
+        self.bar = self.progress.add_task(title, total=self.total, eta="estimating ...")
+        self.job_task = None
+
+    # ------------------------------------------------------------------ the estimate
+    def estimate_left_s(self) -> float | None:
+        """Seconds still needed for the pending jobs and the rest of the running one; None until a DFT job ran."""
+        dft = [s for k in DFT_KINDS for s in self.durations.get(k, [])]
+        if not dft:
+            return None
+        mean_dft = sum(dft) / len(dft)
+        other = [s for k, v in self.durations.items() if k not in DFT_KINDS for s in v]
+        mean_other = sum(other) / len(other) if other else 1.0
+
+        def cost(name: str) -> float:
+            kind = job_kind(name)
+            seen = self.durations.get(kind)
+            if seen:
+                return sum(seen) / len(seen)
+            return mean_dft if kind in DFT_KINDS else mean_other
+
+        left = sum(cost(n) for n in self.pending.values())
+        if self.current is not None:
+            _, name, start = self.current
+            left += max(0.0, cost(name) - (time.time() - start))
+        return left
+
+    def _eta_text(self) -> str:
+        left = self.estimate_left_s()
+        return "estimating ..." if left is None else f"about {format_s(left)} left"
+
+    # ------------------------------------------------------------------ jobflow's log lines
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            if m := _START.match(msg):
+                self._started(m["uuid"], m["name"])
+            elif m := _FINISH.match(msg):
+                self._finished(m["uuid"], m["name"])
+            elif " failed with exception:" in msg:
+                self._failed(msg.partition(" failed with exception:")[0])
+        except Exception:  # noqa: BLE001 - progress display must never stop a run
+            self.handleError(record)
+
+    def _started(self, uuid: str, name: str) -> None:
+        if self.pending.pop(uuid, None) is None:  # a job added at run time (e.g. the CI-NEB)
+            self.total += 1
+            self.progress.update(self.bar, total=self.total)
+        self.current = (uuid, name, time.time())
+        if self.job_task is not None:
+            self.progress.remove_task(self.job_task)
+        self.job_task = self.progress.add_task(f"  {name}", total=None, eta="")
+        self.progress.update(self.bar, eta=self._eta_text())
+
+    def _end_current(self) -> float:
+        start = self.current[2] if self.current else time.time()
+        self.current = None
+        if self.job_task is not None:
+            self.progress.remove_task(self.job_task)
+            self.job_task = None
+        return time.time() - start
+
+    def _finished(self, uuid: str, name: str) -> None:
+        took = self._end_current()
+        kind = job_kind(name)
+        reused = kind in DFT_KINDS and took < REUSED_S
+        if not reused:
+            self.durations.setdefault(kind, []).append(took)
+        self.finished.append((name, took, reused))
+        self.progress.advance(self.bar)
+        self.progress.update(self.bar, eta=self._eta_text())
+        done = len(self.finished) + len(self.failed)
+        self.progress.console.print(
+            f"[green]done[/green] [{done}/{self.total}] {name}: {format_s(took)}{' (reused)' if reused else ''}"
+            f"  | elapsed {format_s(time.time() - self.t0)}, {self._eta_text()}", soft_wrap=True, markup=True,
+            highlight=False)
+
+    def _failed(self, name: str) -> None:
+        took = self._end_current()
+        self.failed.append(name)
+        self.progress.advance(self.bar)
+        self.progress.console.print(f"[red]failed[/red] {name} after {format_s(took)}", soft_wrap=True, highlight=False)
+
+    # ------------------------------------------------------------------ context manager
+    def __enter__(self) -> JobProgress:
+        self.t0 = time.time()
+        self.progress.start()
+        self._logger = logging.getLogger("jobflow")
+        self._old_level = self._logger.level
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._old_level)
+        self.progress.stop()
+
+    def summary_line(self) -> str:
+        ran = [t for _, t, r in self.finished if not r]
+        reused = sum(1 for *_, r in self.finished if r)
+        return (f"{len(self.finished)} jobs finished in {format_s(time.time() - self.t0)} "
+                f"({len(ran)} ran, {reused} reused from earlier runs), {len(self.failed)} failed")
+
+
+def next_steps(root: Path, preset: str) -> list[str]:
+    """The last lines of a successful `hetero run`: where the outputs go and what to run next."""
+    r = str(root)
+    lines = [
+        f"results: {r}/store.json",
+        f"report:  {r}/report/index.html (written by: hetero table {r} --out {r}/table && hetero figures {r} "
+        f"&& hetero report {r})",
+    ]
+    if preset == "demo":
+        lines.append("next:    the real campaign behind this demo (17 atoms, all four sites, fast preset, about "
+                     "1.5 h on 2 cores): hetero run workflows/na_vn001.yaml --preset fast")
+    else:
+        lines.append(f"next:    compare with the published values: hetero table {r} --compare")
+    return lines
