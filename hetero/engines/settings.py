@@ -137,7 +137,13 @@ def load_preset(engine: str, name: str) -> dict[str, Any]:
     path = configs_dir() / engine / f"{name}.yaml"
     if not path.exists():
         raise PresetError(f"unknown {engine.upper()} preset '{name}'; valid presets: {', '.join(available_presets(engine))}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PresetError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'}{where}); "
+                          "fix the syntax there") from None
     if not isinstance(data, dict):
         raise PresetError(f"{path}: a preset is a mapping of settings")
     check_neutral_keys(data, str(path), engine)
@@ -151,14 +157,18 @@ def merge_settings(engine: str, preset_name: str, overrides: dict[str, Any] | No
     check_neutral_keys(overrides, "campaign overrides", engine)
     values = {k: v[0] for k, v in NEUTRAL.items()}
     sources = {k: "default" for k in NEUTRAL}
-    for layer, src in ((preset, "preset"), (overrides, "user")):
+    preset_file = configs_dir() / engine / f"{preset_name}.yaml"
+    for layer, src, where in ((preset, "preset", str(preset_file)), (overrides, "user", "campaign overrides")):
         for k, v in layer.items():
             if k in NEUTRAL:
                 values[k] = v
                 sources[k] = src
+        try:  # checked after each layer, so the error names the file (or overrides) that holds the bad value
+            _check_values(values)
+        except SettingsError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
     section = dict(preset.get(engine) or {})
     section.update(overrides.get(engine) or {})
-    _check_values(values)
     return values, sources, section
 
 

@@ -220,10 +220,14 @@ def parse_profile(path_or_name: str | Path | dict) -> HpcProfile:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise HpcProfileError(f"{path}: not valid YAML ({exc})") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise HpcProfileError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'}{where}); "
+                                  "fix the syntax there") from None
         data.setdefault("name", path.stem)
     if data.get("scheduler") not in SCHEDULERS:
-        raise HpcProfileError(f"{where}: 'scheduler' must be one of {SCHEDULERS}, got {data.get('scheduler')!r}")
+        raise HpcProfileError(f"{where}: 'scheduler' must be one of {', '.join(SCHEDULERS)}, got "
+                              f"{data.get('scheduler')!r}; add e.g. 'scheduler: slurm'")
     try:
         return HpcProfile.model_validate(data)
     except ValidationError as exc:
