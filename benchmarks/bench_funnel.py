@@ -7,6 +7,10 @@
 
     python benchmarks/bench_funnel.py throughput [--n 40] [--size standard]
     python benchmarks/bench_funnel.py saved NAIVE_RUN_FOLDER FUNNEL_RUN_FOLDER
+    python benchmarks/bench_funnel.py agreement RUN_FOLDER [--models chgnet sevennet]
+
+3. agreement: each MLIP relaxes the DFT minima of a finished run (sites, host, bulk metal) and its E_ads
+   ranking is set beside DFT's (Spearman, best site, mean offset).
 """
 
 from __future__ import annotations
@@ -77,6 +81,41 @@ def saved(naive: Path, funnel: Path) -> None:
             print(f"  {s}: E(funnel) - E(naive) = {b[s]['energy_eV'] - a[s]['energy_eV']:+.4f} eV")
 
 
+def agreement(run: Path, models: list[str]) -> None:
+    from pymatgen.core import Structure
+    from scipy.stats import spearmanr
+
+    from hetero.engines import get_engine
+    from hetero.engines.settings import ModelFacts
+    from hetero.io.store import load_run
+
+    data = load_run(run)
+    ads = [d for d in data.of("adsorption") if d.get("n_ions", 1) == 1 and d.get("e_ads_bulk_eV") is not None]
+    host_calc = next(c for c in data.of("calc") if c["label"] == "host" and c["step"] == "relax")
+    bulk_calc = next(c for c in data.of("calc") if c["system"].endswith("-bulk"))
+    sites = [d["site"] for d in ads]
+    dft = [d["e_ads_bulk_eV"] for d in ads]
+    print(f"| site | DFT E_ads (eV) | " + " | ".join(f"{m} E_ads (eV)" for m in models) + " |")
+    table = {m: [] for m in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in models:
+            eng = get_engine(f"mlip:{m}")
+            e_host = eng.relax(Structure.from_dict(host_calc["structure"]), Path(tmp) / m / "host").energy_eV
+            bulk = Structure.from_dict(bulk_calc["structure"])
+            mu = eng.relax(bulk, Path(tmp) / m / "bulk", ModelFacts(kind="bulk"), cell=True).energy_eV / len(bulk)
+            for d in ads:
+                e = eng.relax(Structure.from_dict(d["structure"]), Path(tmp) / m / d["site"]).energy_eV
+                table[m].append(e - e_host - mu)
+    for i, site in enumerate(sites):
+        print(f"| {site} | {dft[i]:.3f} | " + " | ".join(f"{table[m][i]:.3f}" for m in models) + " |")
+    best = sites[min(range(len(sites)), key=lambda i: dft[i])]
+    for m in models:
+        rho = spearmanr(dft, table[m]).statistic if len(sites) >= 3 else float("nan")
+        mb = sites[min(range(len(sites)), key=lambda i: table[m][i])]
+        off = sum(a - b for a, b in zip(table[m], dft)) / len(dft)
+        print(f"{m}: Spearman {rho:.2f}; best site {mb} (DFT: {best}); mean MLIP - DFT {off:+.3f} eV")
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="what", required=True)
@@ -87,8 +126,13 @@ if __name__ == "__main__":
     s = sub.add_parser("saved")
     s.add_argument("naive", type=Path)
     s.add_argument("funnel", type=Path)
+    a = sub.add_parser("agreement")
+    a.add_argument("run", type=Path)
+    a.add_argument("--models", nargs="+", default=["chgnet", "sevennet"])
     args = p.parse_args()
     if args.what == "throughput":
         throughput(args.n, args.size, args.model)
-    else:
+    elif args.what == "saved":
         saved(args.naive, args.funnel)
+    else:
+        agreement(args.run, args.models)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ class ModelSpec(BaseModel, extra="forbid"):
     # {material: VN, miller: [0, 0, 1], layers: 4, vacuum: 15, fix_bottom_layers: 2, termination: ...}
     slab: dict[str, Any] | None = None
     surface_supercell: list[list[int]] | None = None  # in-plane 2x2 integer matrix
+    # one side of a stacked model alone, in the stack's cell and strain (film | substrate): the
+    # ion-on-each-layer references of a heterostructure study at the same coverage
+    fragment: Literal["film", "substrate"] | None = None
     film: str | None = None  # library name or file
     substrate: str | None = None
     film_miller: list[int] = Field(default_factory=lambda: [0, 0, 1])
@@ -75,31 +79,125 @@ class Campaign(BaseModel, extra="forbid"):
     neb: dict[str, Any] = Field(default_factory=dict)
     # coverage series (step "coverage"): max_ions, site ("best" or a label), min_separation_A
     coverage: dict[str, Any] = Field(default_factory=dict)
+    # screening funnel: {models: [chgnet, sevennet], window_eV: 0.3, random_starts: 8, always: [site labels]}:
+    # every site and random start ranked on the MLIPs, DFT only on the distinct best (hetero.flows.funnel)
+    funnel: dict[str, Any] | None = None
     published: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
+
+
+NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
+REFERENCES = ("bulk", "atom")
+SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: what and where (line, column)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark else what
 
 
 def load_campaign(path: str | Path) -> Campaign:
     path = Path(path)
     if not path.exists():
         raise CampaignError(f"campaign file {path} not found; campaigns live in workflows/*.yaml")
+    if not path.is_file():
+        raise CampaignError(f"campaign file {path} is a folder; give a campaign file such as workflows/demo.yaml")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise CampaignError(f"{path}: not a text file; a campaign is a YAML file like workflows/demo.yaml") from None
     except yaml.YAMLError as exc:
-        raise CampaignError(f"{path}: not valid YAML ({exc})") from exc
+        raise CampaignError(f"{path}: not valid YAML ({yaml_error_line(exc)}); fix the syntax there") from None
+    if not isinstance(data, dict):
+        raise CampaignError(f"{path}: a campaign is a YAML mapping (name:, model:, ion:, ...), this file holds "
+                            f"{'nothing' if data is None else type(data).__name__}; copy workflows/demo.yaml to start")
     try:
         camp = Campaign(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise CampaignError(f"{path}: field '{where}': {first['msg']}") from exc
+        if first["type"] == "extra_forbidden":
+            fields = (ModelSpec if first["loc"][0] == "model" else Campaign).model_fields
+            raise CampaignError(f"{path}: unknown key '{where}'; valid keys here: {', '.join(fields)}") from None
+        if first["type"] == "missing":
+            raise CampaignError(f"{path}: required key '{where}' is missing; see workflows/demo.yaml for a complete "
+                                "campaign") from None
+        raise CampaignError(f"{path}: field '{where}': {first['msg']}") from None
     unknown = set(camp.coverage) - COVERAGE_KEYS
     if unknown:
         raise CampaignError(f"{path}: unknown coverage keys {sorted(unknown)}; valid: {', '.join(sorted(COVERAGE_KEYS))}")
     bad = [s for s in camp.steps if s not in ALL_STEPS]
     if bad:
         raise CampaignError(f"{path}: unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
+    _check_campaign_values(camp, path)
+    _materials_beside_campaign(camp, path.parent)
+    if camp.funnel is not None:
+        from hetero.flows.funnel import check_funnel
+
+        try:
+            camp.funnel = check_funnel(camp.funnel)
+        except ValueError as exc:
+            raise CampaignError(f"{path}: {exc}") from exc
     return camp
+
+
+def _check_campaign_values(camp: Campaign, path: Path) -> None:
+    """Values a run would otherwise trip over hours later (or that would write outside the run folder)."""
+    from hetero.builders.common import BuildError
+    from hetero.builders.sites import covalent_radius
+
+    if not SLUG.match(camp.name):
+        raise CampaignError(f"{path}: name {camp.name!r} becomes the run folder's name: use letters, digits, _ . + - "
+                            "only (no '/' or '..'; choose where runs go with --runs-dir)")
+    try:
+        covalent_radius(camp.ion)
+    except BuildError:
+        raise CampaignError(f"{path}: unknown ion {camp.ion!r}; give a chemical symbol such as Li, Na or K") from None
+    bad = [r for r in camp.references if r not in REFERENCES]
+    if bad:
+        raise CampaignError(f"{path}: unknown references {bad}; valid: {', '.join(REFERENCES)} (bulk metal, isolated atom)")
+    bad = sorted(set(camp.neb) - NEB_KEYS)
+    if bad:
+        raise CampaignError(f"{path}: unknown neb keys {bad}; valid: {', '.join(sorted(NEB_KEYS))}")
+    images = camp.neb.get("images", 1)
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        raise CampaignError(f"{path}: neb.images = {images!r}: give the number of moving images, 1 or more")
+    max_ions = camp.coverage.get("max_ions", 4)
+    if not isinstance(max_ions, int) or isinstance(max_ions, bool) or max_ions < 1:
+        raise CampaignError(f"{path}: coverage.max_ions = {max_ions!r}: the series places 1, 2, ... ions per cell; "
+                            "give a whole number of 2 or more, e.g. coverage: {max_ions: 4}")
+    sep = camp.coverage.get("min_separation_A")
+    if sep is not None and (not isinstance(sep, (int, float)) or sep <= 0):
+        raise CampaignError(f"{path}: coverage.min_separation_A = {sep!r}: give a positive distance in A, or leave it "
+                            "out for the ion's own default")
+    m = camp.model
+    if m.extra_vacuum_A < 0:
+        raise CampaignError(f"{path}: model.extra_vacuum_A = {m.extra_vacuum_A}: vacuum cannot be negative; use 0 "
+                            "to keep the builder's vacuum")
+    vac = (m.slab or {}).get("vacuum")
+    if vac is not None and (not isinstance(vac, (int, float)) or vac <= 0):
+        raise CampaignError(f"{path}: model.slab.vacuum = {vac!r}: give a positive vacuum in A (10-20 A is usual)")
+    sc = m.surface_supercell
+    if sc is not None and (len(sc) != 2 or any(len(r) != 2 for r in sc) or sc[0][0] * sc[1][1] - sc[0][1] * sc[1][0] <= 0):
+        raise CampaignError(f"{path}: model.surface_supercell = {sc}: give a 2x2 integer matrix with a positive "
+                            "determinant, e.g. [[2, 0], [0, 2]]")
+
+
+
+def _materials_beside_campaign(camp: Campaign, base: Path) -> None:
+    """A structure file named in the campaign is looked up beside the campaign file when it is not
+    a library name or a path from the current folder."""
+    def beside(value):
+        if not isinstance(value, str) or Path(value).exists() or not (base / value).is_file():
+            return value
+        return str(base / value)
+
+    m = camp.model
+    m.film, m.substrate = beside(m.film), beside(m.substrate)
+    if m.slab and "material" in m.slab:
+        m.slab["material"] = beside(m.slab["material"])
 
 
 def build_host(camp: Campaign, size: str):
@@ -114,6 +212,13 @@ def build_host(camp: Campaign, size: str):
         spec = dict(m.slab)
         if "material" not in spec or "miller" not in spec or "layers" not in spec:
             raise CampaignError("model.slab needs material, miller and layers (e.g. {material: VN, miller: [0, 0, 1], layers: 4})")
+        import inspect
+
+        known = set(inspect.signature(build_slab).parameters) - {"bulk"}
+        unknown = sorted(set(spec) - known - {"material"})
+        if unknown:
+            raise CampaignError(f"model.slab: unknown keys {unknown}; valid: material, "
+                                f"{', '.join(k for k in inspect.signature(build_slab).parameters if k != 'bulk')}")
         slab, record = build_slab(spec.pop("material"), spec.pop("miller"), spec.pop("layers"), **spec)
     elif m.film and m.substrate:
         from hetero.builders.interfaces import build_interface
@@ -125,6 +230,8 @@ def build_host(camp: Campaign, size: str):
         )
     else:
         raise CampaignError("model: give a builder 'preset', a 'slab' {material, miller, layers}, or both 'film' and 'substrate'")
+    if camp.model.fragment:
+        slab, record = _one_fragment(slab, record, camp.model.fragment)
     if camp.model.surface_supercell:
         m = camp.model.surface_supercell
         slab = slab.copy()
@@ -143,6 +250,28 @@ def build_host(camp: Campaign, size: str):
         slab = add_vacuum_for_ion(slab, camp.model.extra_vacuum_A)
         record.notes += f" Vacuum extended by {camp.model.extra_vacuum_A} A, slab + ion room centred (c = {slab.lattice.c:.2f} A)."
     return slab, record
+
+
+def _one_fragment(stack, record, side: str):
+    """The `side` layer of a two-fragment stack alone (same cell, strain and fixed atoms)."""
+    if set(record.fragments) != {"film", "substrate"}:
+        raise CampaignError(f"model.fragment: {side} needs a stacked model with film and substrate fragments "
+                            "(a film/substrate pair or a stacked preset such as vs2_v2co2)")
+    keep = sorted(record.fragments[side])
+    layer = stack.copy()
+    layer.remove_sites([i for i in range(len(stack)) if i not in set(keep)])
+    name = record.film if side == "film" else record.substrate
+    z = layer.cart_coords[:, 2]
+    # a lone layer is symmetric when its atoms mirror through its mid-plane (a 1T-VS2 or V2CO2 sheet)
+    mirrored = np.sort(z.max() + z.min() - z)
+    symmetric = len(z) > 0 and np.allclose(np.sort(z), mirrored, atol=0.05)
+    rec = record.model_copy(update={
+        "system": f"{name or side}-from-{record.system}", "kind": "slab", "n_atoms": len(layer), "fragments": {},
+        "needs_dipole_correction": not symmetric, "interlayer_distance_A": None,
+        "fixed_atoms": [keep.index(i) for i in record.fixed_atoms if i in set(keep)],
+        "notes": f"the {side} ({name}) of {record.system} alone, in the stack's cell and strain. " + record.notes,
+    })
+    return layer, rec
 
 
 def add_vacuum_for_ion(slab, extra_A: float, ion_room_A: float = 3.0):
@@ -174,7 +303,8 @@ def build_sites(camp: Campaign, slab, fragments: dict[str, list[int]] | None = N
         wanted = set(camp.sites)
         missing = wanted - {s.label for s in sites}
         if missing:
-            raise CampaignError(f"sites {sorted(missing)} not found; this model has {[s.label for s in sites]}")
+            raise CampaignError(f"sites {sorted(missing)} not found; this model has {[s.label for s in sites]}: list "
+                                "some of those under sites:, or use sites: all")
         sites = [s for s in sites if s.label in wanted]
     return [{"label": s.label, "site": s, "structure": place_ion(slab, s, camp.ion)} for s in sites]
 
@@ -235,11 +365,18 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
         from ase.build import bulk
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
+        try:
+            ion_bulk = AseAtomsAdaptor.get_structure(bulk(camp.ion))
+        except ValueError:
+            if "bulk" in camp.references:
+                raise CampaignError(f"ion {camp.ion}: no crystal of {camp.ion} metal for the bulk reference; add one with "
+                                    f"`hetero structures add {camp.ion}.cif --name {camp.ion}` or use references: [atom]") from None
+            ion_bulk = None
     facts = model_facts(record, slab)
     maker = AdsorptionFlowMaker(
         engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
+        funnel=dict(camp.funnel or {}),
     )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
@@ -256,13 +393,57 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
 
 def open_store(path: Path, read_only: bool = False):
     from jobflow import JobStore
-    from maggma.stores import JSONStore
+
+    from hetero.io.jsonstore import AtomicJSONStore
 
     if not read_only and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("[]")
-    docs = JSONStore(str(path), read_only=read_only)
+    docs = AtomicJSONStore(str(path), read_only=read_only)  # write-then-rename: a kill never tears the store
     return JobStore(docs)
+
+
+def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs",
+                     size: str | None = None, add_steps=(), engine: str | None = None, write: bool = True):
+    """Everything before running, shared by `hetero run`, `hetero submit` and the dry run: the campaign
+    (checked), the engine, the run folder, the Flow and the model records; writes models.json and
+    campaign.json (engine used, steps run, steps the engine cannot run and why)."""
+    camp = load_campaign(path)
+    bad = [s for s in add_steps if s not in ALL_STEPS]
+    if bad:
+        raise CampaignError(f"unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
+    camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
+    if engine:
+        camp.engine = engine
+    preset = preset or camp.preset
+    if not SLUG.match(str(preset)):
+        raise CampaignError(f"preset {preset!r}: give a preset name from configs/<engine>/ (e.g. fast), not a path")
+    eng = campaign_engine(camp, preset)  # validates engine, preset name and override keys early
+    if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
+        raise CampaignError(f"--runs-dir {runs_dir} is a file, not a folder; give a folder for the run folders")
+    root = run_folder(camp, preset, runs_dir)
+    flow, models = make_flow(camp, preset, root, size)
+    if write:
+        write_campaign_records(root, camp, preset, eng, models)
+    return camp, preset, eng, root, flow, models
+
+
+def write_campaign_records(root: Path, camp: Campaign, preset: str, eng, models: dict) -> None:
+    """models.json and campaign.json of a run folder (what the table, figures and report read)."""
+    from hetero.io.store import atomic_write_text
+
+    steps, lacking = runnable_steps(camp, eng)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "models.json", json.dumps(models, indent=1, default=_json_default))
+    atomic_write_text(root / "campaign.json", json.dumps(
+        {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label, "steps_run": steps,
+         "steps_not_available": {s: f"the {eng.label} engine gives no {what}" for s, what in lacking.items()}},
+        indent=1))
+
+
+def _elements(models: dict, ion: str) -> list[str]:
+    sites = (models.get("host") or {}).get("structure", {}).get("sites", [])
+    return sorted({sp["element"] for site in sites for sp in site["species"]} | {ion})
 
 
 class RunFailed(RuntimeError):
@@ -293,57 +474,60 @@ class _FailedJobs(logging.Handler):
 
 def run_campaign(
     path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
-    add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None,
+    add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None, progress: bool = False, wait: bool = False,
 ) -> Path:
     """Build the models, run the flow locally (cached steps are skipped) and write the store.
 
     `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign);
     `engine` runs the campaign on another engine (its own run folder). Raises RunFailed, after writing
     the store and run_summary.json, when any job failed or was skipped.
+
+    Bad input raises before anything is written (CampaignError, SettingsError, EngineSetupError, ...).
+    One run per run folder: a second one raises RunFolderBusy, or with `wait` waits for the first;
+    `progress` shows a live bar and one line per finished job (hetero.progress) instead of jobflow's log.
     """
     from jobflow.managers.local import run_locally
 
-    camp = load_campaign(path)
-    bad = [s for s in add_steps if s not in ALL_STEPS]
-    if bad:
-        raise CampaignError(f"unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
-    camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
-    if engine:
-        camp.engine = engine
-    preset = preset or camp.preset
-    eng = campaign_engine(camp, preset)  # validates engine, preset name and override keys early
-    steps, lacking = runnable_steps(camp, eng)
-    root = run_folder(camp, preset, runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    flow, models = make_flow(camp, preset, root, size)
-    (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
-    (root / "campaign.json").write_text(json.dumps(
-        {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label, "steps_run": steps,
-         "steps_not_available": {s: f"the {eng.label} engine gives no {what}" for s, what in lacking.items()}},
-        indent=1))
-    store_path = root / "store.json"
-    if store_path.exists():  # results live in the run folders; the store is rebuilt from them
-        shutil.copy(store_path, root / "store.previous.json")
-        store_path.unlink()
-    store = open_store(store_path)
-    collector = _FailedJobs()
-    jf_logger = logging.getLogger("jobflow")
-    old_level = jf_logger.level
-    jf_logger.addHandler(collector)
-    jf_logger.setLevel(logging.INFO)
-    t0 = time.time()
-    try:
-        responses = run_locally(flow, store=store, log=log, ensure_success=False)
-    finally:
-        jf_logger.removeHandler(collector)
-        jf_logger.setLevel(old_level)
-    wall = time.time() - t0
-    failed_names = {f["job"] for f in collector.failed}
-    skipped = [j.name for j in flow.jobs if j.uuid not in responses and j.name not in failed_names]
-    summary = {"wall_s": wall, "engine": eng.label, "jobs_finished": len(responses), "jobs_in_flow": len(flow.jobs),
-               "failed": collector.failed, "skipped": skipped,
-               "steps_not_available": runnable_steps(camp, eng)[1]}
-    (root / "run_summary.json").write_text(json.dumps(summary, indent=1))
+    from hetero.io.runlock import RunLock, stale_owner_message
+    from hetero.io.store import atomic_write_text, keep_store_backup
+    from hetero.preflight import check_engine_setup
+
+    camp, preset, eng, root, flow, models = prepare_campaign(path, preset, runs_dir, size, add_steps, engine,
+                                                             write=False)
+    check_engine_setup(eng, _elements(models, camp.ion))  # bad set-up: an error before anything is written
+    with RunLock(root, wait=wait) as lock:
+        if lock.taken_over:
+            logging.getLogger("hetero").warning(stale_owner_message(lock.taken_over, root))
+        write_campaign_records(root, camp, preset, eng, models)
+        store_path = root / "store.json"
+        if store_path.exists():  # results live in the run folders; the store is rebuilt from them
+            keep_store_backup(store_path)
+            store_path.unlink()
+        store = open_store(store_path)
+        collector = _FailedJobs()
+        jf_logger = logging.getLogger("jobflow")
+        old_level = jf_logger.level
+        jf_logger.addHandler(collector)
+        jf_logger.setLevel(logging.INFO)
+        t0 = time.time()
+        try:
+            if progress:
+                from hetero.progress import JobProgress
+
+                with JobProgress(flow, title=f"{camp.name} ({preset})"):
+                    responses = run_locally(flow, store=store, log=False, ensure_success=False)
+            else:
+                responses = run_locally(flow, store=store, log=log, ensure_success=False)
+        finally:
+            jf_logger.removeHandler(collector)
+            jf_logger.setLevel(old_level)
+        wall = time.time() - t0
+        failed_names = {f["job"] for f in collector.failed}
+        skipped = [j.name for j in flow.jobs if j.uuid not in responses and j.name not in failed_names]
+        summary = {"wall_s": wall, "engine": eng.label, "jobs_finished": len(responses), "jobs_in_flow": len(flow.jobs),
+                   "failed": collector.failed, "skipped": skipped,
+                   "steps_not_available": runnable_steps(camp, eng)[1]}
+        atomic_write_text(root / "run_summary.json", json.dumps(summary, indent=1))
     if collector.failed or skipped:
         raise RunFailed(root, summary)
     return root

@@ -16,10 +16,52 @@ from hetero.cli_table import table as table_command
 app = typer.Typer(help="Build, compute and screen battery heterostructures.", no_args_is_help=True)
 app.add_typer(structures_app, name="structures", help="The material library and user structures.")
 app.add_typer(build_app, name="build", help="Interfaces, slabs, adsorption sites and migration paths.")
-app.command("table", help="Collect a run folder's store into the screening table (CSV/Parquet/Markdown).")(table_command)
-app.command("figures", help="Redraw every figure (PNG + PDF) of a run folder from its store.")(figures_command)
-app.command("report", help="One self-contained HTML page: table, figures, settings, provenance.")(report_command)
 console = Console()
+
+
+def bad_input_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean the user's input (files, settings, set-up) is wrong: one line, exit 2."""
+    from hetero.builders.common import BuildError
+    from hetero.campaigns import CampaignError
+    from hetero.engines import EngineCapabilityError, ModelTooLargeError, SettingsError
+    from hetero.io.runlock import RunFolderBusy
+    from hetero.io.store import StoreCorruptError
+    from hetero.preflight import EngineSetupError
+    from hetero.structures import StructureInputError
+
+    return (CampaignError, SettingsError, EngineCapabilityError, ModelTooLargeError, BuildError, StructureInputError,
+            EngineSetupError, RunFolderBusy, StoreCorruptError)
+
+
+def fail(exc: BaseException, code: int = 2) -> None:
+    """Print ``error: <message>`` on one line (no markup, no wrapping) and exit."""
+    from rich.text import Text
+
+    console.print(Text("error: ", style="red") + Text(" ".join(str(exc).split())), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _exits_2_on_bad_store(command):
+    """figures/report on a corrupt or missing store: the one-line error, not a traceback."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from hetero.io.store import StoreCorruptError
+
+        try:
+            return command(*args, **kwargs)
+        except (StoreCorruptError, FileNotFoundError) as exc:
+            fail(exc)
+
+    return wrapper
+
+
+app.command("table", help="Collect a run folder's store into the screening table (CSV/Parquet/Markdown).")(table_command)
+app.command("figures", help="Redraw every figure (PNG + PDF) of a run folder from its store.")(
+    _exits_2_on_bad_store(figures_command))
+app.command("report", help="One self-contained HTML page: table, figures, settings, provenance.")(
+    _exits_2_on_bad_store(report_command))
 
 
 @app.command()
@@ -32,6 +74,12 @@ def run(
     cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
     add_step: list[str] = typer.Option(None, "--add-step", help="run a step the campaign file does not list, e.g. "
                                        "--add-step coverage (same run folder: finished steps are reused)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="VASP: write every input folder that can be written now "
+                                 "(no POTCARs needed, nothing runs) and list what waits for earlier results"),
+    wait: bool = typer.Option(False, "--wait", help="if another hetero run holds the run folder, wait for it to "
+                              "finish instead of refusing"),
+    report: bool = typer.Option(False, "--report", help="after a complete run also write the table (RUN/table), "
+                                "the figures and the HTML report (RUN/report/index.html)"),
 ):
     """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json.
 
@@ -39,21 +87,66 @@ def run(
     import os
 
     from hetero.builders.common import BuildError
-    from hetero.campaigns import CampaignError, RunFailed, run_campaign
+    from hetero.campaigns import CampaignError, RunFailed, prepare_campaign, run_campaign
     from hetero.engines import EngineCapabilityError, ModelTooLargeError, SettingsError
 
     if cores:
         os.environ["HETERO_CORES"] = str(cores)
+    if dry_run:
+        from hetero.dryrun import dry_run_flow
+
+        try:
+            _camp, _preset, eng, root, flow, _models = prepare_campaign(campaign, preset, runs_dir, size,
+                                                                        add_step or (), engine)
+        except (CampaignError, SettingsError, EngineCapabilityError, BuildError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+        if eng.name != "vasp":
+            console.print(f"[red]error:[/red] --dry-run writes VASP input folders; add --engine vasp (this campaign "
+                          f"runs on {eng.label})")
+            raise typer.Exit(2)
+        report = dry_run_flow(flow, root / "dry_run.json")
+        typer.echo(report.text())
+        raise typer.Exit(1 if report.failed else 0)
+    import warnings
+
+    from hetero.progress import format_s, next_steps
+
+    if cores is not None and cores < 1:
+        fail(ValueError(f"--cores {cores}: give the number of MPI ranks per DFT run, 1 or more"))
+    warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)  # jobflow's own
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
-                            engine=engine)
-    except (CampaignError, SettingsError, EngineCapabilityError, ModelTooLargeError, BuildError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+                            engine=engine, progress=True, wait=wait)
+    except bad_input_errors() as exc:
+        fail(exc)
     except RunFailed as exc:
-        console.print(f"[red]incomplete:[/red] {exc}")
+        console.print(f"[red]incomplete:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]done[/green]: every job finished; results in {root}/store.json")
+    import json
+
+    summary = json.loads((root / "run_summary.json").read_text())
+    console.print(f"[green]done[/green]: every job finished ({summary['jobs_finished']} jobs, "
+                  f"{format_s(summary['wall_s'])})", highlight=False)
+    used_preset = json.loads((root / "campaign.json").read_text()).get("preset_used", "")
+    if report:
+        _table_figures_report(root)
+    lines = next_steps(root, used_preset)
+    for line in (lines[:1] + [f"report:  {root}/report/index.html"] + lines[2:]) if report else lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def _table_figures_report(root: Path) -> None:
+    from hetero.plots import make_figures
+    from hetero.report import build_report
+    from hetero.table import build_table, write_table
+
+    df = build_table(root)
+    paths = write_table(df, root / "table")
+    console.print(f"table: {len(df)} rows -> {paths.get('csv', root / 'table')}", highlight=False)
+    fs = make_figures(root)
+    console.print(f"figures: {len(fs.figures)} in {fs.out_dir}", highlight=False)
+    build_report(root, figures=fs)
 
 
 @app.command("new-campaign")

@@ -46,7 +46,13 @@ def bader_analysis(
 ) -> dict:
     """Valence electrons per basin, net charges (+ = lost electrons) and the sum per fragment."""
     electrons_all = bader_electrons(structure, rho_all_electron)
-    electrons = electrons_all - np.asarray(core_electrons, dtype=float)
+    return charge_summary(structure, electrons_all - np.asarray(core_electrons, dtype=float), valence, fragments)
+
+
+def charge_summary(structure: Structure, electrons, valence: list[float],
+                   fragments: dict[str, list[int]] | None = None) -> dict:
+    """Electrons per basin -> net charges (+ = lost electrons) and their sum per fragment."""
+    electrons = np.asarray(electrons, dtype=float)
     net = np.asarray(valence, dtype=float) - electrons
     fragments = fragments or {}
     return {

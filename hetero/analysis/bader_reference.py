@@ -16,7 +16,7 @@ import logging
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.analysis.bader import _import_baderkit
+from hetero.analysis.bader import _import_baderkit, charge_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,8 @@ def bader_on_reference(
     # vacuum_tol=False: the default vacuum cut dropped ~0.01 e on slabs (measured, see analysis.bader)
     bader = bk.Bader(charge_grid=_grid(bk, structure, charge), reference_grid=_grid(bk, structure, reference),
                      vacuum_tol=False)
-    electrons = np.asarray(bader.atom_charges, dtype=float)
-    net = np.asarray(valence, dtype=float) - electrons
-    fragments = fragments or {}
-    out = {
-        "symbols": [sp.symbol for sp in structure.species],
-        "electrons": electrons.tolist(),
-        "valence": [float(v) for v in valence],
-        "net_charge": net.tolist(),
-        "fragments": fragments,
-        "fragment_charge": {name: float(net[idx].sum()) for name, idx in fragments.items()},
-        "total_electrons": float(electrons.sum()),
-        "method": "Bader basins of the reference density (AECCAR0 + AECCAR2), valence charge (CHGCAR) integrated",
-    }
+    out = charge_summary(structure, bader.atom_charges, valence, fragments)
+    out["method"] = "Bader basins of the reference density (AECCAR0 + AECCAR2), valence charge (CHGCAR) integrated"
     if core_e_per_A3 is not None and core_expected is not None:
         out["core_check"] = core_check(structure, np.asarray(bader.atom_labels), core_e_per_A3, core_expected)
     return out

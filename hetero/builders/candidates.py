@@ -80,6 +80,30 @@ def classify_final_positions(slab: Structure, finals: list[np.ndarray], sites: l
     return labels
 
 
+def merge_flat_basins(slab: Structure, labels: list[str], finals: list[np.ndarray], energies: list[float],
+                      models: list[str], sites: list[Site], max_A: float = 0.75, max_eV: float = 0.05) -> list[str]:
+    """Fold an 'other-k' end into the nearest site's group when it lies within max_A of that site and within
+    max_eV of the site group's best energy on the same model: on the flat MLIP landscapes of alkali
+    adsorbates, relaxations stop anywhere in a broad basin (measured on Na/VN(001): top-N group members
+    0.05-0.5 A off the site within 20 meV), and a separate DFT run for each stopping point is waste."""
+    best: dict[tuple[str, str], float] = {}
+    for lab, e, m in zip(labels, energies, models):
+        if not lab.startswith("other-"):
+            best[(lab, m)] = min(best.get((lab, m), np.inf), e)
+    copies = [(s.label, equivalent_positions(slab, s.cart_coords[:2]), s.cart_coords[2]) for s in sites]
+    out = list(labels)
+    for i, (lab, p, e, m) in enumerate(zip(labels, finals, energies, models)):
+        if not lab.startswith("other-"):
+            continue
+        near = sorted((min(_inplane_distance(slab, np.asarray(p), xy) for xy in xys), name)
+                      for name, xys, z in copies if abs(p[2] - z) < 1.2)
+        for d, name in near:
+            if d < max_A and (name, m) in best and abs(e - best[(name, m)]) < max_eV:
+                out[i] = name
+                break
+    return out
+
+
 def select_for_dft(group_energies: dict[str, dict[str, float]], window_eV: float, always: list[str] | tuple = (),
                    min_selected: int = 2) -> tuple[list[str], str]:
     """Distinct minima within window_eV of each model's minimum (union over models) plus the named

@@ -264,9 +264,12 @@ class Engine(ABC, MSONable):
             except json.JSONDecodeError:  # a torn file from an old non-atomic write: recompute
                 done.unlink()
             else:
-                check_finite_result(result, folder)
-                result["cached"] = True
-                return folder, result
+                missing = [name for name in result.get("files", {}).values() if not (folder / name).exists()]
+                if not missing:  # an exported folder keeps results but not full densities: recompute those
+                    check_finite_result(result, folder)
+                    result["cached"] = True
+                    return folder, result
+                done.unlink()
         self.before_run(task, structure)
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write_json(folder / "task.json", task)

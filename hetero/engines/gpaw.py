@@ -138,11 +138,16 @@ class GpawEngine(Engine):
 
     def _launch(self, folder: Path) -> dict:
         n = self.n_cores()
+        launch = os.environ.get("HETERO_GPAW_LAUNCH")  # a cluster's own line, e.g. "srun -n 32 gpaw python"
         gpaw_exe = shutil.which("gpaw", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-        if gpaw_exe is None:
+        if gpaw_exe is None and not launch:
             raise EngineRunError("the 'gpaw' launcher is not on PATH; install hetero with the [gpaw] extra")
         cmd = [gpaw_exe, "python", "-m", "hetero.engines.gpaw_worker"]
-        if n > 1:
+        if launch:
+            import shlex
+
+            cmd = [*shlex.split(launch), "-m", "hetero.engines.gpaw_worker"]
+        elif n > 1:
             mpiexec = shutil.which("mpiexec")
             if mpiexec is None:
                 raise EngineRunError("mpiexec not found; install openmpi-bin or set HETERO_CORES=1")

@@ -20,7 +20,7 @@ import numpy as np
 from jobflow import Flow, Response, job
 from pymatgen.core import Structure
 
-from hetero.builders.candidates import classify_final_positions, ion_candidates, select_for_dft
+from hetero.builders.candidates import classify_final_positions, ion_candidates, merge_flat_basins, select_for_dft
 from hetero.builders.images import align_to, interpolate_images
 from hetero.builders.sites import Site
 from hetero.engines.settings import ModelFacts
@@ -110,7 +110,10 @@ def mlip_screen_job(
             ))
             done += 1
         _progress(done, total, t0, "candidates")
-    labels = classify_final_positions(host, [np.array(r.final_ion_cart_A) for r in records], site_objs)
+    finals_xyz = [np.array(r.final_ion_cart_A) for r in records]
+    labels = classify_final_positions(host, finals_xyz, site_objs)
+    labels = merge_flat_basins(host, labels, finals_xyz, [r.energy_eV for r in records], [r.model for r in records],
+                               site_objs)
     for r, g in zip(records, labels):
         r.group = g
     groups: dict[str, FunnelGroup] = {}

@@ -324,44 +324,13 @@ def _n_images(camp, preset: str) -> int:
 
 
 def _prepare(campaign: str | Path, preset: str | None, runs_dir: str | Path, size: str | None, write: bool = True):
-    """The campaign's run folder, Flow and model records, as `hetero run` writes them."""
-    from hetero import campaigns as C
+    """The campaign's run folder, Flow and model records, exactly as `hetero run` writes them."""
+    from hetero.campaigns import prepare_campaign
 
-    camp = C.load_campaign(campaign)
-    preset = preset or camp.preset
-    meta: dict[str, Any] = {"preset_used": preset, "engine_used": camp.engine}
-    if hasattr(C, "campaign_engine"):  # validates engine, preset and overrides before anything is built
-        eng = C.campaign_engine(camp, preset)
-        meta["engine_used"] = getattr(eng, "label", camp.engine)
-        if hasattr(C, "runnable_steps"):  # the same record `hetero run` writes (the table reads it)
-            steps, lacking = C.runnable_steps(camp, eng)
-            meta["steps_run"] = steps
-            meta["steps_not_available"] = {s: f"the {meta['engine_used']} engine gives no {what}"
-                                           for s, what in lacking.items()}
-    else:
-        from hetero.engines import get_engine
-
-        get_engine(camp.engine, preset, camp.overrides)
-    root = C.run_folder(camp, preset, runs_dir)
-    flow, models = C.make_flow(camp, preset, root, size)
+    camp, preset, _eng, root, flow, models = prepare_campaign(campaign, preset, runs_dir, size, write=write)
     host = models.get("host") or {}
     host_atoms = host.get("n_atoms") or (len(host["structure"]["sites"]) if "structure" in host else None)
-    if not write:
-        return camp, preset, root, flow, models, host_atoms
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "models.json").write_text(json.dumps(models, indent=1, default=_json_default))
-    (root / "campaign.json").write_text(json.dumps({**camp.model_dump(), **meta}, indent=1))
     return camp, preset, root, flow, models, host_atoms
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "as_dict"):
-        return obj.as_dict()
-    return str(obj)
 
 
 def submit_flow(flow, profile: HpcProfile, run_dir: Path, runs_dir: str | Path, plans: dict[str, StepPlan],
@@ -539,6 +508,8 @@ def sync_store(q: Queue, record: dict[str, Any]) -> int:
     docs = sorted(latest.values(), key=lambda d: (order.get(d["uuid"], len(order)), str(d.get("completed_at", ""))))
     path = Path(record["run_dir"]) / "store.json"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
+    from hetero.campaigns import _json_default
+
     tmp.write_text(json.dumps(docs, default=_json_default))
     os.replace(tmp, path)
     return len(docs)
