@@ -5,9 +5,10 @@ jobflow's local manager logs ``Starting job - NAME (UUID)`` and ``Finished job -
 job (and ``NAME failed with exception:`` for a failure); `JobProgress` is a logging handler on the
 ``jobflow`` logger that follows those lines, so neither the flows nor the engines know about it.
 
-The estimate: every job still to run costs the mean time of the jobs of its kind that ran in this
-invocation (``relax``, ``static``, ``CDD``, ``CI-NEB``, ...; a reused, cached job is not counted), or
-the mean of every DFT job when none of its kind has run yet. Jobs a running job adds (the CI-NEB chosen
+The estimate: every job still to run costs the mean time of the jobs of its kind (``relax``, ``static``,
+``CDD``, ``CI-NEB``, ...) and scope (slab model or small reference) that ran in this invocation (a
+reused, cached job is not counted); a kind that has not run yet is priced from the jobs that did with
+rough relative costs (PRIOR). Jobs a running job adds (the CI-NEB chosen
 after the adsorption energies) are counted when they start.
 """
 
@@ -24,12 +25,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 _START = re.compile(r"^Starting job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
 _FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
 # first word of a job name -> its kind (the flows name jobs "relax host", "static Na@top-V", "CDD host", ...)
-DFT_KINDS = ("relax", "static", "CDD", "CI-NEB")
+# rough cost of a DFT job before one of its kind has run, in slab relaxations (a static is one SCF of
+# the ~10 a relaxation needs, a CDD two smaller SCFs, a NEB a band relaxing like a slab), and a
+# reference (bulk metal cell, isolated atom) against a slab job of the same kind
+PRIOR = {"relax": 1.0, "static": 0.1, "CDD": 0.2, "CI-NEB": 1.0}
+SCOPE_PRIOR = {"slab": 1.0, "reference": 0.05}
 REUSED_S = 1.0  # a DFT job that returns faster than this took its result from a finished run folder
 
 
 def job_kind(name: str) -> str:
     return name.split(" ", 1)[0] if name else "job"
+
+
+def job_class(name: str) -> tuple[str, str]:
+    """(kind, scope): a reference (bulk metal, isolated atom) costs a fraction of a slab job of its kind."""
+    scope = "reference" if re.search(r"\b(bulk|atom)\b", name) else "slab"
+    return job_kind(name), scope
 
 
 def format_s(seconds: float | None) -> str:
@@ -51,7 +62,7 @@ class JobProgress(logging.Handler):
         jobs = [j for j, _ in flow.iterflow()] if hasattr(flow, "iterflow") else list(flow)
         self.pending: dict[str, str] = {j.uuid: j.name for j in jobs}  # uuid -> name, not yet started
         self.total = len(self.pending)
-        self.durations: dict[str, list[float]] = {}  # kind -> seconds of jobs that really ran
+        self.durations: dict[tuple[str, str], list[float]] = {}  # (kind, scope) -> seconds of jobs that ran
         self.finished: list[tuple[str, float, bool]] = []  # (name, seconds, reused)
         self.failed: list[str] = []
         self.current: tuple[str, str, float] | None = None  # (uuid, name, start time)
@@ -67,19 +78,25 @@ class JobProgress(logging.Handler):
     # ------------------------------------------------------------------ the estimate
     def estimate_left_s(self) -> float | None:
         """Seconds still needed for the pending jobs and the rest of the running one; None until a DFT job ran."""
-        dft = [s for k in DFT_KINDS for s in self.durations.get(k, [])]
-        if not dft:
+        def mean(xs):
+            return sum(xs) / len(xs) if xs else None
+
+        # one "slab relaxation" as the unit: what each DFT job that ran says it is worth in that unit
+        units = {scope: [t / (PRIOR[k] * SCOPE_PRIOR[scope]) for (k, sc), v in self.durations.items()
+                         if k in PRIOR and sc == scope for t in v] for scope in SCOPE_PRIOR}
+        unit = mean(units["slab"]) or mean(units["reference"])
+        if unit is None:
             return None
-        mean_dft = sum(dft) / len(dft)
-        other = [s for k, v in self.durations.items() if k not in DFT_KINDS for s in v]
-        mean_other = sum(other) / len(other) if other else 1.0
+        other = mean([t for (k, _), v in self.durations.items() if k not in PRIOR for t in v]) or 1.0
 
         def cost(name: str) -> float:
-            kind = job_kind(name)
-            seen = self.durations.get(kind)
+            kind, scope = job_class(name)
+            seen = self.durations.get((kind, scope))
             if seen:
-                return sum(seen) / len(seen)
-            return mean_dft if kind in DFT_KINDS else mean_other
+                return mean(seen)
+            if kind not in PRIOR:
+                return other
+            return (mean(units[scope]) or unit * SCOPE_PRIOR[scope]) * PRIOR[kind]
 
         left = sum(cost(n) for n in self.pending.values())
         if self.current is not None:
@@ -124,10 +141,10 @@ class JobProgress(logging.Handler):
 
     def _finished(self, uuid: str, name: str) -> None:
         took = self._end_current()
-        kind = job_kind(name)
-        reused = kind in DFT_KINDS and took < REUSED_S
+        cls = job_class(name)
+        reused = cls[0] in PRIOR and took < REUSED_S
         if not reused:
-            self.durations.setdefault(kind, []).append(took)
+            self.durations.setdefault(cls, []).append(took)
         self.finished.append((name, took, reused))
         self.progress.advance(self.bar)
         self.progress.update(self.bar, eta=self._eta_text())

@@ -114,7 +114,8 @@ def _from_ase(path: Path, label: str) -> Structure:
     try:
         atoms = ase_read(str(path))
     except Exception as exc:  # noqa: BLE001 - any reader failure means unreadable
-        raise StructureInputError(f"{label}: unreadable as a structure ({_one_line(exc)})") from None
+        raise StructureInputError(f"{label}: unreadable as a structure ({_one_line(exc)}); give a CIF, POSCAR or "
+                                  "extxyz file with a cell") from None
     if isinstance(atoms, list):
         atoms = atoms[-1]
     if len(atoms) == 0:
@@ -158,7 +159,8 @@ def read_structure_file(path: str | os.PathLike) -> Structure:
             structure = _from_ase(p, label)
         except StructureInputError as err:
             if pmg_err and "unreadable" in str(err):
-                raise StructureInputError(f"{label}: unreadable as a structure ({pmg_err})") from None
+                raise StructureInputError(f"{label}: unreadable as a structure ({pmg_err}); give a CIF, POSCAR or "
+                                          "extxyz file with a cell") from None
             if "unknown element" not in str(err) and _has_unknown_symbol(p):
                 raise StructureInputError(f"{label}: unknown element in file") from None
             raise
