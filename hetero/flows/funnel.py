@@ -12,7 +12,6 @@ CI-NEB from the MLIP band, and an agreement document (Spearman, best site kept).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -36,7 +35,6 @@ from hetero.schemas import (
 )
 
 FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset"}
-logger = logging.getLogger("hetero.funnel")
 
 
 def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
@@ -60,10 +58,22 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _progress(done: int, total: int, t0: float, what: str) -> None:
-    rate = done / max(time.time() - t0, 1e-9)
-    eta = (total - done) / rate if rate > 0 else float("nan")
-    logger.info(f"MLIP stage: {done}/{total} {what} relaxed ({rate * 60:.0f}/min, ~{eta:.0f} s left)")
+class _Progress:
+    """One line per ~10 % of the MLIP stage on stderr: done/total, rate, time left."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done, self.t0, self.next = total, label, 0, time.time(), 0
+
+    def tick(self, n: int = 1) -> None:
+        import sys
+
+        self.done += n
+        if self.done >= self.next or self.done == self.total:
+            rate = self.done / max(time.time() - self.t0, 1e-9)
+            left = (self.total - self.done) / rate if rate > 0 else float("nan")
+            print(f"  {self.label}: {self.done}/{self.total} relaxed ({rate * 60:.1f}/min, ~{left:.0f} s left)",
+                  file=sys.stderr, flush=True)
+            self.next = self.done + max(1, self.total // 10)
 
 
 @job
@@ -84,7 +94,7 @@ def mlip_screen_job(
     finals: dict[tuple[str, str], Structure] = {}
     e_host, mu_bulk = {}, {}
     total = len(cands) * len(cfg["models"])
-    done = 0
+    progress = _Progress(total, f"MLIP stage {system} + {ion}")
     for model in cfg["models"]:
         eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
         label = eng.label
@@ -94,7 +104,7 @@ def mlip_screen_job(
             r = eng.relax(bulk, _base_dir(run_root, f"{ion}-bulk", f"funnel-{model}"), ModelFacts(kind="bulk"), cell=True)
             mu_bulk[label] = r.energy_eV / len(bulk)
         folders = [_base_dir(run_root, system, f"funnel-{model}-{c['id']}") for c in cands]
-        results = _relax_all(eng, [c["structure"] for c in cands], folders)
+        results = _relax_all(eng, [c["structure"] for c in cands], folders, progress.tick)
         for c, res in zip(cands, results):
             final = Structure.from_dict(res.structure)
             start = c["structure"].cart_coords[-1]
@@ -108,8 +118,6 @@ def mlip_screen_job(
                 moved_A=float(np.linalg.norm(final.lattice.get_cartesian_coords([d[0], d[1], 0.0]))),
                 converged=res.converged, n_steps=res.n_ionic_steps,
             ))
-            done += 1
-        _progress(done, total, t0, "candidates")
     finals_xyz = [np.array(r.final_ion_cart_A) for r in records]
     labels = classify_final_positions(host, finals_xyz, site_objs)
     labels = merge_flat_basins(host, labels, finals_xyz, [r.energy_eV for r in records], [r.model for r in records],
@@ -160,7 +168,7 @@ def _relax_one(args):
     return engine.relax(structure, folder, ModelFacts(kind="slab"))
 
 
-def _relax_all(engine, structures: list[Structure], folders: list) -> list:
+def _relax_all(engine, structures: list[Structure], folders: list, tick=None) -> list:
     """MLIP relaxations of the candidates, on HETERO_CORES worker processes of one torch thread each
     (cores are shared: threads inside one model call scale poorly on small cells). Each result is
     cached in its own folder by the engine, so a re-run only loads them."""
@@ -168,14 +176,22 @@ def _relax_all(engine, structures: list[Structure], folders: list) -> list:
 
     n = min(int(os.environ.get("HETERO_CORES") or os.cpu_count() or 1), len(structures))
     todo = [(engine, s, f) for s, f in zip(structures, folders)]
+    tick = tick or (lambda: None)
+    out = []
     if n <= 1 or len(todo) < 4:
-        return [_relax_one(t) for t in todo]
+        for t in todo:
+            out.append(_relax_one(t))
+            tick()
+        return out
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: a forked torch runtime can deadlock in its thread pools
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_relax_one, todo, chunksize=max(1, len(todo) // (4 * n))))
+        for res in pool.map(_relax_one, todo):
+            out.append(res)
+            tick()
+    return out
 
 
 def _ion_distance(a: Structure, b: Structure) -> float:
