@@ -324,13 +324,18 @@ def model_facts(record, slab) -> "ModelFacts":
     gap = record.interlayer_distance_A if stacked and record.interlayer_distance_A is not None else internal_gap_A(slab)
     vdw = gap >= VDW_GAP_A
     what = "stacked film/substrate" if stacked else "host"
+    sd = slab.site_properties.get("selective_dynamics")
+    one_side_fixed = bool(sd) and any(not any(f) for f in sd)
+    asymmetric = bool(record.needs_dipole_correction) or one_side_fixed
     why = {
         "van_der_waals": (f"{what} with a {gap:.2f} A van der Waals gap" if vdw else
                           f"{what} without a van der Waals gap (widest gap between atomic planes {gap:.2f} A)"),
-        "asymmetric": "builder: the slab's two sides differ" if record.needs_dipole_correction else "builder: symmetric slab",
+        # bottom planes held at the bulk geometry while the top relaxes: the relaxed slab's sides differ
+        "asymmetric": ("builder: the slab's two sides differ" if record.needs_dipole_correction else
+                       "builder: bottom planes fixed, top relaxed (the relaxed slab's sides differ)" if one_side_fixed
+                       else "builder: symmetric slab"),
     }
-    return ModelFacts(kind="stack" if stacked else "slab", van_der_waals=vdw,
-                      asymmetric=bool(record.needs_dipole_correction), why=why)
+    return ModelFacts(kind="stack" if stacked else "slab", van_der_waals=vdw, asymmetric=asymmetric, why=why)
 
 
 def campaign_engine(camp: Campaign, preset: str):
