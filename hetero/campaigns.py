@@ -519,7 +519,7 @@ def run_campaign(
             if progress:
                 from hetero.progress import JobProgress
 
-                with JobProgress(flow, title=f"{camp.name} ({preset})"):
+                with JobProgress(flow, title=f"{camp.name} ({preset})", log_path=root / "run.log"):
                     responses = run_locally(flow, store=store, log=False, ensure_success=False)
             else:
                 responses = run_locally(flow, store=store, log=log, ensure_success=False)

@@ -114,14 +114,18 @@ def run(
 
     if cores is not None and cores < 1:
         fail(ValueError(f"--cores {cores}: give the number of MPI ranks per DFT run, 1 or more"))
-    warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)  # jobflow's own
+    # library chatter that says nothing about the run: jobflow's own deprecation, CHGNet's tensor note,
+    # ASE's notice about its NEB default (hetero names the method it uses)
+    warnings.filterwarnings("ignore", message="cd is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="chgnet")
+    warnings.filterwarnings("ignore", message="The default method has changed", category=UserWarning)
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
                             engine=engine, progress=True, wait=wait)
     except bad_input_errors() as exc:
         fail(exc)
     except RunFailed as exc:
-        console.print(f"[red]incomplete:[/red] {exc}", markup=True, highlight=False)
+        console.print(f"[red]incomplete:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     import json
 

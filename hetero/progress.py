@@ -15,7 +15,9 @@ after the adsorption energies) are counted when they start.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -55,10 +57,17 @@ def format_s(seconds: float | None) -> str:
 class JobProgress(logging.Handler):
     """Follows jobflow's job log lines; use as a context manager around ``run_locally``."""
 
-    def __init__(self, flow, console: Console | None = None, title: str = "jobs"):
-        """``flow``: a jobflow Flow (its jobs, nested flows included) or a list of jobs."""
+    def __init__(self, flow, console: Console | None = None, title: str = "jobs", log_path: str | Path | None = None):
+        """``flow``: a jobflow Flow (its jobs, nested flows included) or a list of jobs; ``log_path``: while
+        the jobs run, everything else written to stdout/stderr (library prints, compiled code's output,
+        other loggers) goes to this file, and only the progress reaches the terminal."""
         super().__init__(logging.INFO)
-        self.console = console or Console()
+        self.log_path = Path(log_path) if log_path else None
+        self._saved_fds: tuple[int, int] | None = None
+        self._terminal = None
+        if console is None and self.log_path is not None:
+            self._terminal = os.fdopen(os.dup(1), "w", buffering=1)  # the terminal, kept while fd 1 is the log
+        self.console = console or Console(file=self._terminal)
         jobs = [j for j, _ in flow.iterflow()] if hasattr(flow, "iterflow") else list(flow)
         self.pending: dict[str, str] = {j.uuid: j.name for j in jobs}  # uuid -> name, not yet started
         self.total = len(self.pending)
@@ -158,11 +167,20 @@ class JobProgress(logging.Handler):
         took = self._end_current()
         self.failed.append(name)
         self.progress.advance(self.bar)
-        self.progress.console.print(f"[red]failed[/red] {name} after {format_s(took)}", soft_wrap=True, highlight=False)
+        where = f" (its traceback is in {self.log_path})" if self.log_path else ""
+        self.progress.console.print(f"[red]failed[/red] {name} after {format_s(took)}{where}", soft_wrap=True,
+                                    highlight=False)
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> JobProgress:
         self.t0 = time.time()
+        if self.log_path is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self._saved_fds = (os.dup(1), os.dup(2))
+            with open(self.log_path, "ab") as log:  # fd level: output of compiled code and children too
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
         self.progress.start()
         self._logger = logging.getLogger("jobflow")
         self._old_level = self._logger.level
@@ -174,6 +192,15 @@ class JobProgress(logging.Handler):
         self._logger.removeHandler(self)
         self._logger.setLevel(self._old_level)
         self.progress.stop()
+        if self._saved_fds is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for saved, fd in zip(self._saved_fds, (1, 2)):
+                os.dup2(saved, fd)
+                os.close(saved)
+            self._saved_fds = None
+        if self._terminal is not None:
+            self._terminal.flush()
 
     def summary_line(self) -> str:
         ran = [t for _, t, r in self.finished if not r]

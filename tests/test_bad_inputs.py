@@ -55,6 +55,7 @@ CASES: list[tuple] = [
     ("campaign-name-escapes", run_args("{d}/path_escape_name.yaml"), ["../../escaped", "--runs-dir"]),
     ("campaign-unknown-engine", run_args("{d}/unknown_engine.yaml"), ["quantum-espresso", "gpaw, vasp, mlip"]),
     ("campaign-interlayer-on-slab", run_args("{d}/interlayer_on_slab.yaml"), ["interlayer", "film and substrate"]),
+    ("campaign-python-yaml-tag", run_args("{d}/yaml_python_tag.yaml"), ["yaml_python_tag.yaml", "python/object", "fix"]),
     ("campaign-missing-model", run_args("{d}/missing_model.yaml"), ["missing_model.yaml", "'model'", "required", "workflows/demo.yaml"]),
     # ---- presets and overrides
     ("override-unknown-key", run_args("{d}/override_unknown_key.yaml"), ["smearing_width", "smearing_eV"]),
@@ -186,3 +187,42 @@ def test_corrupt_store_keeps_a_copy_and_a_run_rebuilds_around_it(tmp_path):
     keep_store_backup(run / "store.json")
     assert (run / "store.previous.json").read_text() == "[]"
     assert (run / "store.corrupt.json").read_text() == torn
+
+
+# ---------------------------------------------------------------------------------- security basics
+SECRET = "Sup3rS3cretPw"
+SECRET_URI = f"mongodb://hetero:{SECRET}@127.0.0.1:9/hetero?serverSelectionTimeoutMS=1500"
+
+
+def test_yaml_is_only_safe_loaded():
+    """No yaml.load / unsafe_load / full_load / custom Loader anywhere in the package, scripts or benchmarks."""
+    import re
+
+    unsafe = re.compile(r"yaml\.(load|unsafe_load|full_load|load_all|unsafe_load_all)\s*\(|Loader\s*=")
+    hits = [f"{p}:{i}" for d in ("hetero", "scripts", "benchmarks") for p in (ROOT / d).rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1) if unsafe.search(line)]
+    assert hits == []
+    # and a YAML tag that would build a Python object is refused as bad input
+    evil = "name: evil\nmodel: !!python/object/apply:os.system ['touch pwned']\nion: Na\n"
+    camp = ROOT / "tests" / "data" / "bad_inputs" / "yaml_python_tag.yaml"
+    assert camp.read_text() == evil
+
+
+def test_secrets_from_the_environment_never_reach_outputs(tmp_path, monkeypatch):
+    """HETERO_MONGO_URI (the profiles' uri_env) with a password: submit's plan, its batch script, and the
+    error when the database is unreachable never show it; nor do the files a command writes."""
+    monkeypatch.setenv("HETERO_MONGO_URI", SECRET_URI)
+    monkeypatch.setenv("HETERO_CORES", "1")
+    monkeypatch.setenv("COLUMNS", "2000")
+    runs = tmp_path / "runs"
+    outputs = []
+    for extra in (["--dry-run"], ["--single-allocation"], []):
+        r = CliRunner().invoke(app, ["submit", DEMO, "--profile", "slurm", "--runs-dir", str(runs), *extra])
+        outputs.append(r.output)
+        assert r.exit_code in (0, 2), r.output
+        assert "Traceback" not in r.output
+    assert "HETERO_MONGO_URI" in outputs[2]  # the unreachable database is named by its variable, not its value
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".sbatch") for p in files)
+    leaks = [o for o in outputs if SECRET in o] + [str(p) for p in files if SECRET in p.read_text(errors="replace")]
+    assert leaks == []

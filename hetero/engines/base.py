@@ -101,6 +101,21 @@ def structure_from_atoms_dict(d: dict) -> Structure:
     return Structure(d["cell"], d["symbols"], d["positions"], coords_are_cartesian=True)
 
 
+# what every engine's result.json holds per task kind: without these keys it is not a result
+REQUIRED_RESULT_KEYS = {
+    "relax": ("energy_eV", "atoms"),
+    "static": ("energy_eV", "atoms"),
+    "neb": ("energies_eV", "reaction_coord_A", "spline_x_A", "spline_e_eV"),
+}
+
+
+def check_result_keys(kind: str, result: dict[str, Any], path: Path) -> None:
+    missing = [k for k in REQUIRED_RESULT_KEYS.get(kind, ()) if k not in result]
+    if missing:
+        raise OutputValidationError(f"{path}: incomplete result (no {', '.join(missing)}); delete {path.parent} "
+                                    "to compute it again")
+
+
 def check_finite_result(result: dict[str, Any], folder: Path) -> None:
     """NaN/inf energies or forces are never a result (VASP's '*****', a diverged SCF)."""
     for key in ("energy_eV", "fermi_eV", "forces_max_eV_A"):
@@ -266,6 +281,8 @@ class Engine(ABC, MSONable):
             else:
                 missing = [name for name in result.get("files", {}).values() if not (folder / name).exists()]
                 if not missing:  # an exported folder keeps results but not full densities: recompute those
+                    check_result_keys(task["kind"], result, done)
+                    self.check_cached(task, result, folder)
                     check_finite_result(result, folder)
                     result["cached"] = True
                     return folder, result
@@ -281,6 +298,10 @@ class Engine(ABC, MSONable):
 
     def before_run(self, task: dict, structure: Structure) -> None:
         """Checks before anything is written (memory, binaries, POTCARs)."""
+
+    def check_cached(self, task: dict, result: dict, folder: Path) -> None:
+        """A finished folder's own files say it is a result (readable outputs, converged SCF); raise
+        OutputValidationError naming the file otherwise. The job then fails; nothing reaches the table."""
 
     @abstractmethod
     def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:

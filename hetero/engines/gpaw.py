@@ -125,6 +125,26 @@ class GpawEngine(Engine):
                 "(builder preset 'fast'), fewer k-points, or raise gpaw: {memory_limit_GiB: ...}"
             )
 
+    def check_cached(self, task: dict, result: dict, folder: Path) -> None:
+        """Every SCF log of the task says it converged, and the arrays and restart files it lists open."""
+        from hetero.engines.base import OutputValidationError
+
+        kind = task["kind"]
+        if kind == "neb":
+            logs = sorted(folder.glob("gpaw-image*.txt"))
+        elif kind == "static" and result.get("retried_safe_mixing"):
+            logs = [folder / "gpaw-static-retry.txt"]
+        else:
+            logs = [folder / f"gpaw-{kind}.txt"] + sorted(folder.glob(f"gpaw-{kind}-retry.txt"))
+        logs = [p for p in logs if p.exists()]
+        if logs and not any("Converged in" in p.read_text(errors="replace") for p in logs):
+            raise OutputValidationError(f"{logs[0]}: the GPAW log shows no converged SCF; delete {folder} to compute it again")
+        for role, name in result.get("files", {}).items():
+            path = folder / name
+            if path.suffix in (".npz", ".gpw", ".traj") and not _readable(path):
+                raise OutputValidationError(f"{path}: unreadable {role} file (truncated or corrupt); delete {folder} "
+                                            "to compute it again")
+
     def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
         mlip = task["settings"].get("prerelax_mlip")
         if task["kind"] == "relax" and mlip and not (folder / "relax.traj").exists():
@@ -175,6 +195,22 @@ class GpawEngine(Engine):
             raise EngineRunError(f"{folder / 'result.json'}: incomplete result file ({exc})") from exc
         result["launch_wall_s"] = time.time() - t0
         return result
+
+
+def _readable(path: Path) -> bool:
+    """An .npz (zip) or an ASE/GPAW ulm file (.gpw, .traj) that opens and is not cut short."""
+    import zipfile
+
+    try:
+        if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as z:
+                return z.testzip() is None
+        from ase.io import ulm
+
+        with ulm.open(str(path)) as r:
+            return len(r) >= 1
+    except Exception:  # noqa: BLE001 - any failure to open is an unreadable file
+        return False
 
 
 __all__ = ["GpawEngine", "ModelTooLargeError", "SCFNotConvergedError", "EngineRunError", "PresetError",
