@@ -120,7 +120,7 @@ def test_table_from_vasp_fixture_documents(tmp_path):
     ref = _ref()
     if ref is None:
         pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
-    from hetero.io import vasp as vio
+    from hetero.engines import vasp_outputs as vio
 
     mos2 = ref / "MoS2_monolayer_optB86b"
     docs = [vio.parse_calc_dir(mos2, "MoS2"), vio.parse_dos(mos2, "MoS2"), vio.parse_work_function(mos2, "MoS2"),

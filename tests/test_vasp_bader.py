@@ -18,7 +18,7 @@ pytest.importorskip("baderkit")
 
 from hetero.analysis.bader import bader_electrons  # noqa: E402
 from hetero.analysis.bader_reference import bader_on_reference  # noqa: E402
-from hetero.io.vasp import integrate_chgcar, read_chgcar  # noqa: E402
+from hetero.engines.vasp_outputs import integrate_chgcar, read_chgcar  # noqa: E402
 from _refdata import reference_vasp_dir  # noqa: E402
 
 L, N = 6.0, 40  # cubic cell edge (A) and grid points per edge (0.15 A spacing, a typical VASP fine grid)

@@ -63,7 +63,10 @@ def test_stack_from_builder_gets_ivdw_and_symmetric_slab_no_dipole(tmp_path):
     assert inc["IVDW"] == 12 and res.values["dispersion"] == "d3bj" and "van der Waals gap" in res.sources["dispersion"]
     assert inc["LDIPOL"] is True and inc["ISIF"] == 2
 
-    slab, rec = vn001_na("fast")
+    # a VN(001) slab with no plane held fixed is symmetric: neither tag
+    from hetero.builders.slabs import build_slab
+
+    slab, rec = build_slab(_vn_bulk(), (0, 0, 1), layers=5, fix_bottom_layers=0)
     facts = model_facts(rec, slab)
     assert not facts.asymmetric and not facts.van_der_waals
     d = tmp_path / "vn"
@@ -71,9 +74,22 @@ def test_stack_from_builder_gets_ivdw_and_symmetric_slab_no_dipole(tmp_path):
     ve.write_input_folder(settings, slab, d, "relax", ve.fixed_indices(slab))
     incar = Incar.from_file(d / "INCAR")
     assert "LDIPOL" not in incar and "IDIPOL" not in incar and "IVDW" not in incar
-    # the builder's fixed bottom planes are selective dynamics F F F in the POSCAR
+    # the campaign's slab fixes its bottom planes (selective dynamics F F F): its relaxed sides differ
+    slab, rec = vn001_na("fast")
+    facts = model_facts(rec, slab)
+    assert facts.asymmetric and not facts.van_der_waals
+    d = tmp_path / "vn2"
+    settings = eng.translate(eng.resolve(slab, facts), slab, "relax")
+    ve.write_input_folder(settings, slab, d, "relax", ve.fixed_indices(slab))
+    assert Incar.from_file(d / "INCAR")["LDIPOL"] is True
     poscar = Structure.from_file(d / "POSCAR")
     assert [list(f) for f in poscar.site_properties["selective_dynamics"]].count([False] * 3) == len(rec.fixed_atoms) > 0
+
+
+def _vn_bulk():
+    from hetero.builders.presets import vn_bulk
+
+    return vn_bulk()
 
 
 def test_static_output_tags(vs2_stack, tmp_path):

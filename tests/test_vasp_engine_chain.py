@@ -28,7 +28,7 @@ from hetero.engines import Capability, get_engine  # noqa: E402
 from hetero.engines.base import EngineRunError, OutputValidationError  # noqa: E402
 from hetero.engines.settings import ModelFacts  # noqa: E402
 from hetero.engines.vasp import InputsWritten, PotcarMissingError, VaspEngine, dos_arrays, electrons_below_fermi  # noqa: E402
-from hetero.io.vasp import OutputParseError, load_vasprun  # noqa: E402
+from hetero.engines.vasp_outputs import OutputParseError, load_vasprun  # noqa: E402
 from hetero.schemas import CalcResult  # noqa: E402
 from _refdata import reference_vasp_dir  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetero.io import vasp as vio
+from hetero.engines import vasp_outputs as vio
 
 
 def _reference_dir() -> Path | None:

@@ -19,7 +19,7 @@ from pymatgen.core import Structure  # noqa: E402
 
 from hetero.engines.base import EngineRunError, OutputValidationError  # noqa: E402
 from hetero.engines.vasp import VaspEngine  # noqa: E402
-from hetero.io.vasp import OutputParseError, outcar_neb_image  # noqa: E402
+from hetero.engines.vasp_outputs import OutputParseError, outcar_neb_image  # noqa: E402
 from hetero.schemas import NebResult  # noqa: E402
 from _refdata import reference_vasp_dir  # noqa: E402
 from test_vasp_engine_chain import _calls, _mock_env, fake_vasp  # noqa: E402,F401 (fixture re-used)

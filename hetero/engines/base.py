@@ -138,8 +138,12 @@ class Engine(ABC, MSONable):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __post_init__(self) -> None:
-        self.neutral, self.sources, self.native = merge_settings(self.config_name, self.preset, self.overrides)
+        self.neutral, self.sources, self.native = merge_settings(self.config_name, self.preset_file(), self.overrides)
         self.check_native(self.native)
+
+    def preset_file(self) -> str:
+        """The preset file to load for ``self.preset`` (configs/<engine>/<name>.yaml)."""
+        return self.preset
 
     # ------------------------------------------------------------------ identity and settings
     @property

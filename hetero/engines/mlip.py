@@ -81,6 +81,13 @@ class MlipEngine(Engine):
     def label(self) -> str:
         return f"mlip:{self.model}"
 
+    def preset_file(self) -> str:
+        """A DFT preset name (interface, research_vn, ...) has no MLIP meaning: its MLIP settings are the
+        standard ones, and the provenance says so (settings_sources: 'preset: standard for ...')."""
+        from hetero.engines.settings import available_presets
+
+        return self.preset if self.preset in available_presets("mlip") else "standard"
+
     def check_native(self, native: dict[str, Any]) -> None:
         bad = sorted(set(native) - set(MLIP_KEYS))
         if bad:

@@ -487,7 +487,7 @@ class VaspEngine(Engine):
 
     def _dos_run(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
         """The non-SCF DOS (ICHARG 11) in <folder>/dos on the static's CHGCAR with the denser mesh."""
-        from hetero.io.vasp import OutputParseError, _find, load_vasprun
+        from hetero.engines.vasp_outputs import OutputParseError, _find, load_vasprun
 
         d = folder / "dos"
         archive_interrupted(d)
@@ -589,13 +589,13 @@ def custodian_validators(kind: str = "relax") -> list:
 
 # ---------------------------------------------------------------------------------- outputs
 def _find_out(folder: Path, name: str) -> Path | None:
-    from hetero.io.vasp import _find
+    from hetero.engines.vasp_outputs import _find
 
     return _find(Path(folder), name) if Path(folder).is_dir() else None
 
 
 def _complete_vasprun(folder: Path) -> bool:
-    from hetero.io.vasp import OutputParseError, check_vasprun
+    from hetero.engines.vasp_outputs import OutputParseError, check_vasprun
 
     p = _find_out(folder, "vasprun.xml")
     if p is None:
@@ -608,7 +608,7 @@ def _complete_vasprun(folder: Path) -> bool:
 
 
 def _complete_outcar(folder: Path) -> bool:
-    from hetero.io.vasp import OutputParseError, check_outcar
+    from hetero.engines.vasp_outputs import OutputParseError, check_outcar
 
     p = _find_out(folder, "OUTCAR")
     if p is None:
@@ -675,7 +675,7 @@ def _vasprun_valence(path: Path) -> list[float] | None:
     """Valence (ZVAL) of every atom from vasprun.xml's <atominfo> (atomtypes 'valence' column)."""
     import xml.etree.ElementTree as ET
 
-    from hetero.io.vasp import _read_text
+    from hetero.engines.vasp_outputs import _read_text
 
     text = _read_text(path)
     a, b = text.find("<atominfo"), text.find("</atominfo>")
@@ -696,7 +696,7 @@ def _vasprun_valence(path: Path) -> list[float] | None:
 def valence_per_atom(folder: Path, symbols: list[str], vasprun_path: Path | None = None) -> tuple[list[float], str]:
     """ZVAL of every atom: POTCAR in the folder, else vasprun.xml's atominfo, else OUTCAR's ZVAL lines
     (only when the OUTCAR's POTCARs are for the same elements). Returns (valence, source)."""
-    from hetero.io.vasp import OutputParseError, _find
+    from hetero.engines.vasp_outputs import OutputParseError, _find
 
     pot = _find(folder, "POTCAR")
     if pot is not None:
@@ -722,7 +722,7 @@ def valence_per_atom(folder: Path, symbols: list[str], vasprun_path: Path | None
 
 def _outcar_for(folder: Path, symbols: list[str]):
     """OUTCAR of this run, or None when absent, truncated, or written for other elements."""
-    from hetero.io.vasp import _find, load_outcar
+    from hetero.engines.vasp_outputs import _find, load_outcar
 
     p = _find(folder, "OUTCAR")
     if p is None:
@@ -740,7 +740,7 @@ def _outcar_for(folder: Path, symbols: list[str]):
 def dos_arrays(vr, vr_path: Path, n_atoms: int) -> tuple[dict[str, np.ndarray], bool]:
     """DOS arrays from vasprun.xml: energies relative to VASP's E-fermi, total (spin summed), per_atom
     (n_atoms x n_E, orbitals and spins summed; NaN when VASP wrote no projections)."""
-    from hetero.io.vasp import OutputParseError
+    from hetero.engines.vasp_outputs import OutputParseError
 
     cdos = vr.complete_dos
     tdos = cdos if cdos is not None else vr.tdos
@@ -770,7 +770,7 @@ def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: b
     """VASP outputs of a relax/static folder -> the shared result dict (+ density.npz, dos.npz).
     Non-finite energies or forces are passed on as NaN so the base class refuses them. ``dos_from_scf``:
     the DOS comes from this vasprun (False: from the non-SCF run, see VaspEngine._dos_run)."""
-    from hetero.io.vasp import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
+    from hetero.engines.vasp_outputs import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
 
     folder = Path(folder)
     vr_path = _find(folder, "vasprun.xml")
@@ -903,7 +903,7 @@ def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[f
     'VTST: version' banner): without it LCLIMB and IOPT did nothing, so the run is labelled plain NEB and
     ``climbing`` is False. ``converged``: every moving image's force (VTST's NEB force, else the largest
     TOTAL-FORCE on a free atom) is within |EDIFFG|. '*****' or NaN forces are never a result."""
-    from hetero.io.vasp import _find, outcar_neb_image, parse_neb_dir
+    from hetero.engines.vasp_outputs import _find, outcar_neb_image, parse_neb_dir
 
     folder = Path(folder)
     n = len(images) - 2
