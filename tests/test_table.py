@@ -119,7 +119,7 @@ def test_cli(tmp_path):
 def test_table_from_vasp_fixture_documents(tmp_path):
     ref = _ref()
     if ref is None:
-        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
+        pytest.fail("reference VASP outputs not found: set HETERO_SHARED or clone beside ../shared")
     from hetero.engines import vasp_outputs as vio
 
     mos2 = ref / "MoS2_monolayer_optB86b"

@@ -68,7 +68,7 @@ def test_cores_sharper_than_the_grid_are_flagged(caplog):
 def test_partition_of_a_real_chgcar_conserves_charge():
     ref = reference_vasp_dir()
     if ref is None:
-        pytest.skip("reference VASP outputs not found")
+        pytest.fail("reference VASP outputs not found: set HETERO_SHARED or clone beside ../shared")
     chg = read_chgcar(ref / "chgcar_Na3PS4" / "CHGCAR")
     s = chg.structure
     rho = np.asarray(chg.data["total"]) / s.volume
@@ -94,7 +94,7 @@ def test_mock_static_density_reaches_the_reference_bader(tmp_path, monkeypatch):
     monkeypatch.setenv("HETERO_CUSTODIAN_POLL_S", "0.1")
     ref = reference_vasp_dir()
     if ref is None:
-        pytest.skip("reference VASP outputs not found")
+        pytest.fail("reference VASP outputs not found: set HETERO_SHARED or clone beside ../shared")
     mos2 = ref / "MoS2_monolayer_optB86b"
     s = Structure.from_file(mos2 / "POSCAR")
     shape = (24, 24, 180)

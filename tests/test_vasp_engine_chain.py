@@ -33,12 +33,6 @@ from hetero.schemas import CalcResult  # noqa: E402
 from _refdata import reference_vasp_dir  # noqa: E402
 
 
-@pytest.fixture
-def ref() -> Path:
-    r = reference_vasp_dir()
-    if r is None:
-        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
-    return r
 
 
 def fake_vasp(tmp_path: Path, src: Path, files: list[str], expect: dict[str, str] | None = None,

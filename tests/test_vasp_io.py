@@ -24,7 +24,7 @@ def _reference_dir() -> Path | None:
 def ref() -> Path:
     d = _reference_dir()
     if d is None:
-        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
+        pytest.fail("reference VASP outputs not found: set HETERO_SHARED or clone beside ../shared")
     return d
 
 

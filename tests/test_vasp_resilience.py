@@ -25,12 +25,6 @@ from _refdata import reference_vasp_dir  # noqa: E402
 from test_vasp_engine_chain import _calls, _mock_env, fake_vasp  # noqa: E402,F401 (fixture re-used)
 
 
-@pytest.fixture
-def ref() -> Path:
-    r = reference_vasp_dir()
-    if r is None:
-        pytest.skip("reference VASP outputs not found: set HETERO_SHARED or provide ../shared/reference/vasp")
-    return r
 
 
 @pytest.fixture
