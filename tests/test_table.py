@@ -203,8 +203,6 @@ def test_real_gpaw_example_store():
     from hetero.io.store import iter_documents, load_run
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "na_vn001_fast"
-    if not (folder / "store.json").exists():
-        pytest.skip("examples/na_vn001_fast/store.json not in this checkout")
     run = load_run(folder)
     df = build_table(run)
     pd.testing.assert_frame_equal(df, build_table(list(iter_documents(folder))))  # one reader, any source
