@@ -24,4 +24,15 @@ python -m pip install -q -e ".[all]"
 # is 3-8x faster). baderkit only uses Structure/VolumetricData, which are unchanged: install it
 # without its pins (its other requirements - numba, scipy, pandas - come with hetero).
 python -c "import baderkit" 2>/dev/null || python -m pip install -q --no-deps "baderkit==0.10.2"
+# compile baderkit's numba kernels once per .venv (1-2 min; cached beside the package), here rather
+# than in the first campaign's first Bader step; a no-op when they are compiled already
+python - <<'PY' >/dev/null
+import numpy as np
+from pymatgen.core import Lattice, Structure
+from hetero.analysis.bader import bader_electrons
+s = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+g = np.indices((16, 16, 16)).transpose(1, 2, 3, 0) / 16
+rho = sum(np.exp(-3 * np.linalg.norm(((g - f) - np.round(g - f)) * 4.0, axis=-1) ** 2) for f in s.frac_coords)
+bader_electrons(s, 10 * rho)
+PY
 echo "hetero set up in $(pwd)/.venv"
