@@ -581,6 +581,8 @@ def scaffold_campaign(
         "steps": list(ALL_STEPS),
         "references": ["bulk", "atom"],
         "preset": "fast",
+        # every site and random start ranked on the MLIPs first; DFT only on the distinct best
+        "funnel": {"models": ["chgnet", "sevennet"], "window_eV": 0.3, "random_starts": 8},
         "notes": (
             f"best-ranked model: {best.n_atoms} atoms, von Mises strain {best.strain_percent:.2f} % "
             f"({best.strained_side} strained), area {best.area_A2:.1f} A^2; {len(res.candidates)} candidates"

@@ -67,9 +67,11 @@ def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
     best = enumerate_interfaces("VS2_1L", "V2CO2", (0, 0, 1), (0, 0, 1), max_area=60, max_atoms=60, **tol).candidates[0].record
     assert f"{best.n_atoms} atoms" in camp.notes and camp.ion == "Li" and camp.placement == "both"
     assert camp.model.tolerances == {"max_length_tol": 0.05, "max_angle_tol": 0.02} and best.n_atoms <= 60
+    assert camp.funnel["models"] == ["chgnet", "sevennet"] and camp.funnel["window_eV"] == 0.3  # funnel by default
     flow, models = make_flow(camp, "fast", tmp_path)
     assert models["host"]["n_atoms"] == best.n_atoms
     assert any(s["label"].startswith("gap-") for s in models["sites"])
+    assert any(j.name.startswith("MLIP screen Li") for j in flow.jobs)
     assert "coverage" in camp.steps
     bad = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--ion", "Xx", "--out-dir", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown element" in bad.output
