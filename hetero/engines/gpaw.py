@@ -180,7 +180,7 @@ class GpawEngine(Engine):
         t0 = time.time()
         (folder / "result.json").unlink(missing_ok=True)
         with open(folder / "worker.log", "ab") as log:
-            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         if proc.returncode != 0 or not (folder / "result.json").exists():
             log_text = (folder / "worker.log").read_text(errors="replace")
             if "KohnShamConvergenceError" in log_text:
@@ -195,6 +195,19 @@ class GpawEngine(Engine):
             raise EngineRunError(f"{folder / 'result.json'}: incomplete result file ({exc})") from exc
         result["launch_wall_s"] = time.time() - t0
         return result
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies (kill -9 included). Set in the launched child
+    and again in every GPAW rank, so a killed campaign leaves no orphaned GPAW writing into a task
+    folder that the next run is about to use."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to do
+        pass
 
 
 def _readable(path: Path) -> bool:

@@ -229,6 +229,12 @@ RUNNERS = {"relax": run_relax, "static": run_static, "neb": run_neb}
 
 
 def main() -> None:
+    from hetero.engines.gpaw import die_with_parent
+
+    parent = os.getppid()
+    die_with_parent()  # a rank outlives neither mpiexec nor the hetero run that launched it
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        raise SystemExit("the process that launched this GPAW worker is gone")
     folder = Path(os.environ["HETERO_TASK_DIR"])
     task = json.loads((folder / "task.json").read_text())
     t0 = time.time()
