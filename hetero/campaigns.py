@@ -331,8 +331,8 @@ def model_facts(record, slab) -> "ModelFacts":
         "van_der_waals": (f"{what} with a {gap:.2f} A van der Waals gap" if vdw else
                           f"{what} without a van der Waals gap (widest gap between atomic planes {gap:.2f} A)"),
         # bottom planes held at the bulk geometry while the top relaxes: the relaxed slab's sides differ
-        "asymmetric": ("builder: the slab's two sides differ" if record.needs_dipole_correction else
-                       "builder: bottom planes fixed, top relaxed (the relaxed slab's sides differ)" if one_side_fixed
+        "asymmetric": ("builder: bottom planes fixed, top relaxed (the relaxed slab's sides differ)" if one_side_fixed
+                       else "builder: the slab's two sides differ" if record.needs_dipole_correction
                        else "builder: symmetric slab"),
     }
     return ModelFacts(kind="stack" if stacked else "slab", van_der_waals=vdw, asymmetric=asymmetric, why=why)

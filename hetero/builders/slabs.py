@@ -149,7 +149,8 @@ def build_slab(
         film_miller=list(m),
         area_A2=round(area, 3),
         termination=term,
-        needs_dipole_correction=not is_sym,
+        # fixed bottom planes + a relaxed top: the relaxed slab's two sides differ even when the cut is symmetric
+        needs_dipole_correction=not is_sym or bool(fixed),
         fixed_atoms=fixed,
         notes=(
             f"{layers} atomic planes, supercell {tuple(supercell)}, vacuum {vacuum} A along c (c orthogonal "
