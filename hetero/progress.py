@@ -32,6 +32,7 @@ _FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:
 # reference (bulk metal cell, isolated atom) against a slab job of the same kind
 PRIOR = {"relax": 1.0, "static": 0.1, "CDD": 0.2, "CI-NEB": 1.0}
 SCOPE_PRIOR = {"slab": 1.0, "reference": 0.05}
+NEB_PLACEHOLDER = "CI-NEB added at run time"
 REUSED_S = 1.0  # a DFT job that returns faster than this took its result from a finished run folder
 
 
@@ -133,6 +134,8 @@ class JobProgress(logging.Handler):
             self.handleError(record)
 
     def _started(self, uuid: str, name: str) -> None:
+        if name.startswith("CI-NEB"):
+            self.pending.pop(NEB_PLACEHOLDER, None)
         if self.pending.pop(uuid, None) is None:  # a job added at run time (e.g. the CI-NEB)
             self.total += 1
             self.progress.update(self.bar, total=self.total)
@@ -157,6 +160,8 @@ class JobProgress(logging.Handler):
         if not reused:
             self.durations.setdefault(cls, []).append(took)
         self.finished.append((name, took, reused))
+        if name.startswith("select NEB"):  # its CI-NEB starts next: keep it in the estimate until then
+            self.pending[NEB_PLACEHOLDER] = "CI-NEB"
         self.progress.advance(self.bar)
         self.progress.update(self.bar, eta=self._eta_text())
         done = len(self.finished) + len(self.failed)
