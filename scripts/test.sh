@@ -7,7 +7,7 @@ bash scripts/setup.sh
 export HETERO_CORES=${HETERO_CORES:-$(nproc)}
 # single-node Slurm for tests/test_hpc_slurm.py (root only: elsewhere those tests skip); stopped on exit
 if [ "$(id -u)" -eq 0 ] && ! bash scripts/slurm_local.sh status >/dev/null 2>&1; then
-  if bash scripts/slurm_local.sh start; then trap 'bash scripts/slurm_local.sh stop >/dev/null 2>&1' EXIT
+  if bash scripts/slurm_local.sh start; then trap 'bash scripts/slurm_local.sh stop >/dev/null 2>&1 || true' EXIT
   else echo "scripts/slurm_local.sh start failed: the Slurm tests will fail"; fi
 fi
 set +e
