@@ -59,6 +59,9 @@ def test_cores_sharper_than_the_grid_are_flagged(caplog):
     s = _dimer()
     val = _valence(s)
     core = sum(_gauss(x, 10.0, 0.04) for x in s.cart_coords)  # far narrower than the 0.15 A spacing
+    # a library's logging.config.dictConfig earlier in the session (disable_existing_loggers) may have
+    # switched this module's logger off; the warning itself is what is tested here
+    logging.getLogger("hetero.analysis.bader_reference").disabled = False
     with caplog.at_level(logging.WARNING, logger="hetero.analysis.bader_reference"):
         out = bader_on_reference(s, val, val + core, [4.0, 4.0], core_e_per_A3=core, core_expected=[10.0, 10.0])
     assert not out["core_check"]["ok"] and out["core_check"]["bad_atoms"] == [0, 1]

@@ -42,7 +42,7 @@ def plot_funnel(doc: dict, dft_e_ads: dict[str, float]):
     return fig, values
 
 
-@figure_kind(order=26, headings={"funnel": "Screening funnel (MLIP -> DFT)"})
+@figure_kind(order=33, headings={"funnel": "Screening funnel (MLIP -> DFT)"})
 def jobs(ctx: FigureContext):
     for doc in ctx.run.of("funnel"):
         dft = {a["site"]: a["e_ads_bulk_eV"] for a in ctx.run.of("adsorption")
