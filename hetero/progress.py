@@ -27,10 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 _START = re.compile(r"^Starting job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
 _FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
 # first word of a job name -> its kind (the flows name jobs "relax host", "static Na@top-V", "CDD host", ...)
-# rough cost of a DFT job before one of its kind has run, in slab relaxations (a static is one SCF of
-# the ~10 a relaxation needs, a CDD two smaller SCFs, a NEB a band relaxing like a slab), and a
-# reference (bulk metal cell, isolated atom) against a slab job of the same kind
-PRIOR = {"relax": 1.0, "static": 0.1, "CDD": 0.2, "CI-NEB": 1.0}
+# rough cost of a DFT job before one of its kind has run, in slab relaxations (measured on the demo: a
+# static with density, DOS and potential ~0.5 of a 7-step relaxation, a CDD's two fragment SCFs ~0.5, a
+# one-image NEB ~1), and a reference (bulk metal cell, isolated atom) against a slab job of its kind
+PRIOR = {"relax": 1.0, "static": 0.5, "CDD": 0.5, "CI-NEB": 1.0}
 SCOPE_PRIOR = {"slab": 1.0, "reference": 0.05}
 NEB_PLACEHOLDER = "CI-NEB added at run time"
 REUSED_S = 1.0  # a DFT job that returns faster than this took its result from a finished run folder
@@ -94,6 +94,9 @@ class JobProgress(logging.Handler):
         # one "slab relaxation" as the unit: what each DFT job that ran says it is worth in that unit
         units = {scope: [t / (PRIOR[k] * SCOPE_PRIOR[scope]) for (k, sc), v in self.durations.items()
                          if k in PRIOR and sc == scope for t in v] for scope in SCOPE_PRIOR}
+        relaxed = self.durations.get(("relax", "slab"))  # the unit itself, when one has run
+        if relaxed:
+            units["slab"] = list(relaxed)
         unit = mean(units["slab"]) or mean(units["reference"])
         if unit is None:
             return None
