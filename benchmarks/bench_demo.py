@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -27,9 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hetero.campaigns import load_campaign, run_campaign, run_folder  # noqa: E402
-from hetero.progress import PRIOR, format_s, job_class  # noqa: E402
-
-STEP = re.compile(r"^(Starting|Finished) job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
+from hetero.progress import JOB_FINISH, JOB_START, PRIOR, format_s, job_class  # noqa: E402
 
 
 class JobTimes(logging.Handler):
@@ -41,10 +38,10 @@ class JobTimes(logging.Handler):
         self.took: dict[str, tuple[str, float]] = {}
 
     def emit(self, record):
-        m = STEP.match(record.getMessage())
-        if m and record.getMessage().startswith("Starting"):
+        msg = record.getMessage()
+        if m := JOB_START.match(msg):
             self.start[m["uuid"]] = record.created
-        elif m:
+        elif m := JOB_FINISH.match(msg):
             self.took[m["uuid"]] = (m["name"], record.created - self.start.pop(m["uuid"], record.created))
 
 

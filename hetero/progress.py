@@ -8,8 +8,7 @@ job (and ``NAME failed with exception:`` for a failure); `JobProgress` is a logg
 The estimate: every job still to run costs the mean time of the jobs of its kind (``relax``, ``static``,
 ``CDD``, ``CI-NEB``, ...) and scope (slab model or small reference) that ran in this invocation (a
 reused, cached job is not counted); a kind that has not run yet is priced from the jobs that did with
-rough relative costs (PRIOR). Jobs a running job adds (the CI-NEB chosen
-after the adsorption energies) are counted when they start.
+rough relative costs (PRIOR). The CI-NEB that "select NEB path" adds at run time is priced in advance.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-_START = re.compile(r"^Starting job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
-_FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
-# first word of a job name -> its kind (the flows name jobs "relax host", "static Na@top-V", "CDD host", ...)
+# jobflow's log lines around every job it runs
+JOB_START = re.compile(r"^Starting job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
+JOB_FINISH = re.compile(r"^Finished job - (?P<name>.*) \((?P<uuid>[0-9a-f-]{36})(?:, \d+)?\)$")
 # rough cost of a DFT job before one of its kind has run, in slab relaxations (measured on the demo: a
 # static with density, DOS and potential ~0.5 of a 7-step relaxation, a CDD's two fragment SCFs ~0.5, a
 # one-image NEB ~1), and a reference (bulk metal cell, isolated atom) against a slab job of its kind
@@ -37,6 +36,7 @@ REUSED_S = 1.0  # a DFT job that returns faster than this took its result from a
 
 
 def job_kind(name: str) -> str:
+    """The first word of a job's name: the flows name jobs "relax host", "static Na@top-V", "CDD host", ..."""
     return name.split(" ", 1)[0] if name else "job"
 
 
@@ -127,9 +127,9 @@ class JobProgress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = record.getMessage()
-            if m := _START.match(msg):
+            if m := JOB_START.match(msg):
                 self._started(m["uuid"], m["name"])
-            elif m := _FINISH.match(msg):
+            elif m := JOB_FINISH.match(msg):
                 self._finished(m["uuid"], m["name"])
             elif " failed with exception:" in msg:
                 self._failed(msg.partition(" failed with exception:")[0])
