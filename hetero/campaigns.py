@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from hetero.io.yamlfile import yaml_error_line
 from hetero.flows.adsorption import ALL_STEPS, AdsorptionFlowMaker, steps_engine_cannot_run
 
 
@@ -89,13 +90,6 @@ class Campaign(BaseModel, extra="forbid"):
 NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
 REFERENCES = ("bulk", "atom")
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
-
-
-def yaml_error_line(exc: yaml.YAMLError) -> str:
-    """One line for a YAML syntax error: what and where (line, column)."""
-    mark = getattr(exc, "problem_mark", None)
-    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark else what
 
 
 def load_campaign(path: str | Path) -> Campaign:

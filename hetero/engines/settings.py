@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+
+from hetero.io.yamlfile import yaml_error_line
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
@@ -140,9 +142,7 @@ def load_preset(engine: str, name: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PresetError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'}{where}); "
+        raise PresetError(f"{path}: not valid YAML ({yaml_error_line(exc)}); "
                           "fix the syntax there") from None
     if not isinstance(data, dict):
         raise PresetError(f"{path}: a preset is a mapping of settings")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from hetero.io.yamlfile import yaml_error_line
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 SCHEDULERS = ("slurm", "pbs", "sge")
@@ -220,9 +222,7 @@ def parse_profile(path_or_name: str | Path | dict) -> HpcProfile:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise HpcProfileError(f"{path}: not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'}{where}); "
+            raise HpcProfileError(f"{path}: not valid YAML ({yaml_error_line(exc)}); "
                                   "fix the syntax there") from None
         data.setdefault("name", path.stem)
     if data.get("scheduler") not in SCHEDULERS:
