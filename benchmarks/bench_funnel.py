@@ -45,10 +45,11 @@ def throughput(n_random: int, size: str, model: str) -> None:
 
 
 def _scf_iterations(folder: Path) -> int:
-    """SCF iterations of one GPAW run, counted from its text logs ('iter:' lines)."""
+    """SCF iterations of one GPAW run, counted from its text logs ('iter:' lines; GPAW >= 25 writes
+    '|iter:   1|'), the logs of interrupted parts (gpaw-relax.part1.txt, ...) included."""
     n = 0
     for log in folder.glob("gpaw-*.txt"):
-        n += sum(1 for line in log.read_text(errors="replace").splitlines() if re.match(r"^iter:\s+\d+", line))
+        n += sum(1 for line in log.read_text(errors="replace").splitlines() if re.match(r"^\|?iter:\s*\d+", line))
     return n
 
 

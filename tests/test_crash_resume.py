@@ -196,6 +196,10 @@ def test_kill_in_relaxation_and_in_scf_then_resume(crashed):
               for b in (relax_dir / "opt.log").read_text().split("Step     Time")[1:]]
     assert len(blocks) == 2 and len(blocks[0]) == crashed["frames_before"]
     assert float(blocks[1][0][3]) == pytest.approx(float(blocks[0][-1][3]), abs=SCF_TOL_EV)
+    # the killed part's GPAW log is kept beside the resumed one (its SCF iterations still count)
+    first_part = relax_dir / "gpaw-relax.part1.txt"
+    assert first_part.exists() and "iter:" in first_part.read_text()
+    assert "Converged in" in (relax_dir / "gpaw-relax.txt").read_text()
     with Trajectory(str(relax_dir / "relax.traj")) as traj:
         assert len(traj) == crashed["frames_before"] + len(blocks[1]) - 1
         # the first new frame is one BFGS step (at most 0.2 A per atom) from the last frame before the kill

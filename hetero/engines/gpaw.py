@@ -146,6 +146,7 @@ class GpawEngine(Engine):
                                             "to compute it again")
 
     def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
+        keep_interrupted_logs(folder)
         mlip = task["settings"].get("prerelax_mlip")
         if task["kind"] == "relax" and mlip and not (folder / "relax.traj").exists():
             # the folder keeps the hash of the un-pre-relaxed input, so a re-run finds (and resumes) it
@@ -195,6 +196,22 @@ class GpawEngine(Engine):
             raise EngineRunError(f"{folder / 'result.json'}: incomplete result file ({exc})") from exc
         result["launch_wall_s"] = time.time() - t0
         return result
+
+
+def keep_interrupted_logs(folder: Path) -> list[Path]:
+    """Rename the GPAW logs an interrupted run left (gpaw-relax.txt -> gpaw-relax.part1.txt, ...) before
+    the task starts again: GPAW overwrites its log, and the SCF record of the first part (cost accounting,
+    convergence history) would be lost on every resume."""
+    kept = []
+    for log in sorted(folder.glob("gpaw-*.txt")):
+        if ".part" in log.name:
+            continue
+        k = 1
+        while (target := log.with_name(f"{log.stem}.part{k}.txt")).exists():
+            k += 1
+        log.rename(target)
+        kept.append(target)
+    return kept
 
 
 def die_with_parent() -> None:
