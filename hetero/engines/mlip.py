@@ -130,15 +130,57 @@ class MlipEngine(Engine):
         return out
 
 
+# Symmetry the input has to this distance (A, spglib's symprec) is kept exactly through the pre-relaxation.
+# CHGNet's float32 forces leave ~1e-7 A of noise on an unconstrained relaxation: right at GPAW's symmetry
+# tolerance (1e-7, fractional), which lost every operation of the Na/VN(001) models and once made GPAW's
+# analysis inconsistent (SymmetryAnalysisBug). Deliberate displacements (random starts) are far above it.
+PRERELAX_SYMPREC_A = 1e-4
+
+
+def keep_symmetry(atoms, fixed: list[int], symprec: float = PRERELAX_SYMPREC_A):
+    """ASE FixSymmetry for ``atoms`` (cell fixed) from the operations that map fixed atoms onto fixed
+    atoms: the mirror through a symmetric slab's middle is not one, since its bottom planes stay put."""
+    from ase.constraints import FixSymmetry
+
+    probe = atoms.copy()  # spglib sees fixed atoms as another species; FixSymmetry refines the probe only
+    probe.set_constraint()
+    numbers = probe.get_atomic_numbers()
+    numbers[list(fixed)] += 1000
+    probe.set_atomic_numbers(numbers)
+    return FixSymmetry(probe, symprec=symprec, adjust_cell=False)
+
+
+def symmetrized_positions(atoms, sym) -> np.ndarray:
+    """Cartesian positions averaged over the operations of ``sym`` (a FixSymmetry): the projection onto
+    the symmetric configuration, which removes what noise is left below the symmetry tolerance."""
+    import numpy as np
+
+    spos = atoms.get_scaled_positions(wrap=False)
+    shift = np.zeros_like(spos)
+    for rot, trans, target in zip(sym.rotations, sym.translations, sym.symm_map):
+        d = spos @ rot.T + trans - spos[target]  # atom i lands on atom target[i]
+        shift[target] += d - np.round(d)
+    return (spos + shift / len(sym.rotations)) @ atoms.cell.array
+
+
 def prerelax(structure: Structure, model: str = "chgnet", fmax: float = 0.05, steps: int = 300) -> Structure:
-    """Positions relaxed with an MLIP (cell fixed; selective dynamics honoured) as a DFT start. Never reported."""
-    atoms = ase_tasks.atoms_from_dict(atoms_dict(structure), fixed_indices(structure))
+    """Positions relaxed with an MLIP (cell fixed; selective dynamics honoured) as a DFT start. Never reported.
+
+    The input's symmetry is kept exactly (ASE FixSymmetry, then positions projected onto it), as the DFT
+    relaxation that follows keeps it: GPAW then finds the same operations as on the input."""
+    fixed = fixed_indices(structure)
+    atoms = ase_tasks.atoms_from_dict(atoms_dict(structure), fixed)
+    sym = keep_symmetry(atoms, fixed)
+    atoms.set_constraint([*atoms.constraints, sym])
     atoms.calc = calculator(model)
+    import warnings
+
     from ase.optimize import FIRE
 
-    FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Only FixAtoms")  # CHGNet's structure copy drops FixSymmetry: harmless
+        FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)
     final = structure.copy()
-    for i, pos in enumerate(atoms.get_positions()):
+    for i, pos in enumerate(symmetrized_positions(atoms, sym)):
         final.replace(i, final[i].species, pos, coords_are_cartesian=True, properties=final[i].properties)
     return final
-
