@@ -1,12 +1,14 @@
 """GPAW engine: the neutral settings translated into GPAW keywords, each task run under MPI in a child.
 
-The DFT itself runs in a child process, `mpiexec -n N gpaw python -m hetero.engines.gpaw_worker`,
-so the orchestrating process (jobflow) stays serial and MPI-free. Folders, caching and resume come from
-hetero.engines.base; relaxation and NEB use the ASE path shared with the MLIPs (hetero.engines.ase_tasks).
+The DFT itself runs in a child process, `mpiexec -n N python -m hetero.engines.gpaw_worker` with
+GPAW_MPI_BACKEND=cgpaw (GPAW's documented alternative to `gpaw python`, which imports every GPAW module
+up front), so the orchestrating process (jobflow) stays serial and MPI-free. Folders, caching and resume
+come from hetero.engines.base; relaxation and NEB use the ASE path shared with the MLIPs (hetero.engines.ase_tasks).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -21,6 +23,7 @@ from typing import Any, ClassVar
 from pymatgen.core import Structure
 
 from hetero.engines.base import Capability, Engine, EngineRunError, ModelTooLargeError, structure_from_atoms_dict
+from hetero.engines.process import die_with_parent
 from hetero.engines.settings import PresetError, Resolved, SettingsError, configs_dir  # noqa: F401 (re-exported)
 
 # GPAW-only settings (the escape hatch under `gpaw:` in presets and campaign overrides)
@@ -160,10 +163,9 @@ class GpawEngine(Engine):
     def _launch(self, folder: Path) -> dict:
         n = self.n_cores()
         launch = os.environ.get("HETERO_GPAW_LAUNCH")  # a cluster's own line, e.g. "srun -n 32 gpaw python"
-        gpaw_exe = shutil.which("gpaw", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-        if gpaw_exe is None and not launch:
-            raise EngineRunError("the 'gpaw' launcher is not on PATH; install hetero with the [gpaw] extra")
-        cmd = [gpaw_exe, "python", "-m", "hetero.engines.gpaw_worker"]
+        if not launch and importlib.util.find_spec("gpaw") is None:
+            raise EngineRunError("GPAW is not installed in this Python; install hetero with the [gpaw] extra")
+        cmd = [sys.executable, "-m", "hetero.engines.gpaw_worker"]
         if launch:
             import shlex
 
@@ -176,6 +178,9 @@ class GpawEngine(Engine):
             extra += ["--oversubscribe"] if os.environ.get("HETERO_OVERSUBSCRIBE") else []
             cmd = [mpiexec, *extra, "-n", str(n), *cmd]
         env = dict(os.environ, HETERO_TASK_DIR=str(folder), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        if not launch:  # GPAW's MPI through plain python; one core outside an MPI launcher needs no MPI at all
+            inside_mpi = any(v in os.environ for v in ("PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "I_MPI_MPIRUN"))
+            env.setdefault("GPAW_MPI_BACKEND", "cgpaw" if n > 1 or inside_mpi else "serial")
         # idle ranks yield the core instead of spinning: two runs sharing a node stay usable
         env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
         t0 = time.time()
@@ -214,19 +219,6 @@ def keep_interrupted_logs(folder: Path) -> list[Path]:
     return kept
 
 
-def die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when its parent dies (kill -9 included). Set in the launched child
-    and again in every GPAW rank, so a killed campaign leaves no orphaned GPAW writing into a task
-    folder that the next run is about to use."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: nothing to do
-        pass
-
-
 def _readable(path: Path) -> bool:
     """An .npz (zip) or an ASE/GPAW ulm file (.gpw, .traj) that opens and is not cut short."""
     import zipfile
@@ -244,4 +236,4 @@ def _readable(path: Path) -> bool:
 
 
 __all__ = ["GpawEngine", "ModelTooLargeError", "SCFNotConvergedError", "EngineRunError", "PresetError",
-           "structure_from_atoms_dict", "estimate_memory_GiB"]
+           "structure_from_atoms_dict", "estimate_memory_GiB", "die_with_parent"]

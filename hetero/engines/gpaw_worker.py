@@ -1,9 +1,11 @@
-"""Runs inside `mpiexec -n N gpaw python -m hetero.engines.gpaw_worker` (every rank runs this file).
+"""Runs inside `GPAW_MPI_BACKEND=cgpaw mpiexec -n N python -m hetero.engines.gpaw_worker` (every rank runs
+this file; a cluster's `srun -n N gpaw python -m ...` works the same).
 
 The parent process (hetero.engines.gpaw) writes `task.json` into a run folder and passes the folder
 by the environment variable HETERO_TASK_DIR (`gpaw python` swallows command-line flags). This worker
 makes every calculator call on every rank, writes arrays and `result.json` from rank 0 only, and
-never imports jobflow or a flow: it is the bottom of the engine layer.
+never imports jobflow or a flow: it is the bottom of the engine layer. Every rank of every DFT task
+pays its imports, so it imports GPAW, ASE and numpy only (not pymatgen, pydantic or the engine classes).
 
 Task kinds: "relax", "static" (SCF + densities + potential + DOS), "neb" (CI-NEB over given images).
 """
@@ -229,12 +231,16 @@ RUNNERS = {"relax": run_relax, "static": run_static, "neb": run_neb}
 
 
 def main() -> None:
-    from hetero.engines.gpaw import die_with_parent
+    from ase.parallel import world as ase_world
+
+    from hetero.engines.process import die_with_parent
 
     parent = os.getppid()
     die_with_parent()  # a rank outlives neither mpiexec nor the hetero run that launched it
     if os.getppid() != parent:  # the parent died before the line above took effect
         raise SystemExit("the process that launched this GPAW worker is gone")
+    if ase_world.size != world.size:  # ASE's trajectories and logs must be written by rank 0 only
+        raise SystemExit(f"ASE sees {ase_world.size} MPI ranks, GPAW {world.size}: import gpaw before ASE's world is used")
     folder = Path(os.environ["HETERO_TASK_DIR"])
     task = json.loads((folder / "task.json").read_text())
     t0 = time.time()
