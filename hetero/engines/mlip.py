@@ -167,7 +167,8 @@ def prerelax(structure: Structure, model: str = "chgnet", fmax: float = 0.05, st
     """Positions relaxed with an MLIP (cell fixed; selective dynamics honoured) as a DFT start. Never reported.
 
     The input's symmetry is kept exactly (ASE FixSymmetry, then positions projected onto it), as the DFT
-    relaxation that follows keeps it: GPAW then finds the same operations as on the input."""
+    relaxation that follows keeps it: GPAW then finds the same operations as on the input. BFGS, not
+    FIRE: half the CHGNet steps to fmax 0.05 on the demo's Na/VN(001) models (61 against 120), same energies."""
     fixed = fixed_indices(structure)
     atoms = ase_tasks.atoms_from_dict(atoms_dict(structure), fixed)
     sym = keep_symmetry(atoms, fixed)
@@ -175,11 +176,11 @@ def prerelax(structure: Structure, model: str = "chgnet", fmax: float = 0.05, st
     atoms.calc = calculator(model)
     import warnings
 
-    from ase.optimize import FIRE
+    from ase.optimize import BFGS
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Only FixAtoms")  # CHGNet's structure copy drops FixSymmetry: harmless
-        FIRE(atoms, logfile=None).run(fmax=fmax, steps=steps)
+        BFGS(atoms, logfile=None).run(fmax=fmax, steps=steps)
     final = structure.copy()
     for i, pos in enumerate(symmetrized_positions(atoms, sym)):
         final.replace(i, final[i].species, pos, coords_are_cartesian=True, properties=final[i].properties)
