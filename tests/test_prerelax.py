@@ -92,3 +92,37 @@ def spacegroup_of_positions(structure, positions, symprec):
     for i, p in enumerate(positions):
         s.replace(i, s[i].species, p, coords_are_cartesian=True)
     return spacegroup(s, symprec)
+
+
+def test_gpaw_relax_starts_from_the_prerelaxed_positions_under_the_input_hash(demo_models, tmp_path, monkeypatch):
+    """The GPAW task folder keeps the hash of the un-pre-relaxed input (a re-run finds it); the worker's
+    task.json holds the symmetric CHGNet positions; the result records the pre-relaxation's wall time.
+    GPAW itself is replaced by a stand-in that returns the geometry it was given."""
+    import json
+
+    from hetero.engines.gpaw import GpawEngine
+    from hetero.schemas import settings_hash
+
+    def stand_in(self, folder):
+        run = json.loads((folder / "task.json").read_text())
+        return {"energy_eV": -1.0, "forces_max_eV_A": 0.0, "atoms": run["atoms"], "files": {}, "wall_s": 0.0}
+
+    monkeypatch.setattr(GpawEngine, "_launch", stand_in)
+    start = demo_models["hollow"]
+    engine = GpawEngine(preset="fast")
+    assert engine.native.get("prerelax_mlip") == "chgnet"
+    result = engine.relax(start, tmp_path)
+    folder = tmp_path / result.provenance.run_dir.split("/")[-1]
+    run = json.loads((folder / "task.json").read_text())
+    unrelaxed = {"kind": "relax", "settings": run["settings"], "atoms": atoms_dict(start),
+                 "fixed": fixed_indices(start), "cell": False}
+    assert folder.name == f"relax-{settings_hash(unrelaxed)}"
+    assert run["prerelaxed_with"] == "chgnet"
+    moved = np.linalg.norm(np.array(run["atoms"]["positions"]) - start.cart_coords, axis=1)
+    assert moved[-1] > 0.1  # the Na moved
+    stored = json.loads((folder / "result.json").read_text())
+    assert stored["prerelax_wall_s"] > 0
+    relaxed = start.copy()
+    for i, p in enumerate(run["atoms"]["positions"]):
+        relaxed.replace(i, relaxed[i].species, p, coords_are_cartesian=True)
+    assert len(gpaw_symmetry(relaxed)) == len(gpaw_symmetry(start)) == 4

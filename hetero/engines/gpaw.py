@@ -151,14 +151,20 @@ class GpawEngine(Engine):
     def _compute(self, task: dict, folder: Path, structure: Structure) -> dict[str, Any]:
         keep_interrupted_logs(folder)
         mlip = task["settings"].get("prerelax_mlip")
+        prerelax_s = None
         if task["kind"] == "relax" and mlip and not (folder / "relax.traj").exists():
             # the folder keeps the hash of the un-pre-relaxed input, so a re-run finds (and resumes) it
             from hetero.engines.mlip import prerelax
 
+            t0 = time.time()
             start = prerelax(structure, model=mlip)
+            prerelax_s = time.time() - t0
             run_task = dict(task, atoms={**task["atoms"], "positions": start.cart_coords.tolist()}, prerelaxed_with=mlip)
             (folder / "task.json").write_text(json.dumps(run_task))
-        return self._launch(folder)
+        result = self._launch(folder)
+        if prerelax_s is not None:  # the MLIP's load (first use in this process) and relaxation, outside GPAW
+            result["prerelax_wall_s"] = prerelax_s
+        return result
 
     def _launch(self, folder: Path) -> dict:
         n = self.n_cores()
