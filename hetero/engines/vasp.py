@@ -940,7 +940,7 @@ def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[f
         "energies_eV": [e0 + e for e in doc.energies_eV],
         "reaction_coord_A": doc.reaction_coord_A,
         "spline_x_A": doc.spline_x_A,
-        "spline_e_eV": [e0 + e for e in doc.spline_e_eV],
+        "spline_e_eV": list(doc.spline_e_eV),  # relative to the first image, as NebResult says (not absolute)
         "converged": converged,
         "climbing": climbing,
         "method": method,
