@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 
-def throughput(n_random: int, size: str, model: str) -> None:
+def throughput(n_random: int, size: str, model: str, preset: str) -> None:
     from hetero.builders.candidates import ion_candidates
     from hetero.builders.presets import get_preset
     from hetero.builders.sites import find_sites
@@ -33,14 +33,14 @@ def throughput(n_random: int, size: str, model: str) -> None:
     slab, _ = get_preset("vn001_na", size)
     sites = find_sites(slab, "Na")
     cands = ion_candidates(slab, "Na", sites, random_starts=n_random, seed=1)
-    eng = get_engine(f"mlip:{model}")
+    eng = get_engine(f"mlip:{model}", preset)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         res = _relax_all(eng, [c["structure"] for c in cands], [Path(tmp) / c["id"] for c in cands])
         wall = time.time() - t0
     steps = [r.n_ionic_steps or 0 for r in res]
-    print(f"| model | atoms | candidates | wall s | per 10 min | mean steps | converged |")
-    print(f"| {model} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
+    print(f"| model | preset | atoms | candidates | wall s | per 10 min | mean steps | converged |")
+    print(f"| {model} | {preset} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
           f"{sum(steps) / len(steps):.0f} | {sum(r.converged for r in res)}/{len(res)} |")
 
 
@@ -137,6 +137,7 @@ if __name__ == "__main__":
     t.add_argument("--n", type=int, default=40, help="random starts (plus the 4 sites)")
     t.add_argument("--size", default="standard", help="vn001_na model: fast (9 atoms) or standard (33)")
     t.add_argument("--model", default="chgnet")
+    t.add_argument("--preset", default="fast", help="configs/mlip preset; the funnel's default is fast (fmax 0.05)")
     s = sub.add_parser("saved")
     s.add_argument("naive", type=Path)
     s.add_argument("funnel", type=Path)
@@ -145,7 +146,7 @@ if __name__ == "__main__":
     a.add_argument("--models", nargs="+", default=["chgnet", "sevennet"])
     args = p.parse_args()
     if args.what == "throughput":
-        throughput(args.n, args.size, args.model)
+        throughput(args.n, args.size, args.model, args.preset)
     elif args.what == "saved":
         saved(args.naive, args.funnel)
     else:
