@@ -20,16 +20,22 @@ from typing import Any
 
 @dataclass
 class DryRunReport:
-    written: list[dict[str, Any]] = field(default_factory=list)  # {job, kind, folder}
-    waiting: list[dict[str, Any]] = field(default_factory=list)  # {job, waits_for: [job names]}
+    written: list[dict[str, Any]] = field(default_factory=list)  # {job, kind, folder, tags, encut_check}
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # {job, waits_for: [job names], tags}
     finished: list[str] = field(default_factory=list)  # jobs that ran (no VASP task, or a stored result)
     failed: list[dict[str, str]] = field(default_factory=list)  # {job, error}: a real error, not a dry stop
 
     def text(self) -> str:
         lines = [f"dry run: {len(self.written)} input folder(s) written, {len(self.waiting)} job(s) wait for "
                  f"earlier results, {len(self.finished)} job(s) needed no VASP run, {len(self.failed)} failed"]
-        lines += [f"  written  {w['kind']:<7} {w['folder']}   ({w['job']})" for w in self.written]
-        lines += [f"  waits    {w['job']}  <- {', '.join(w['waits_for'])}" for w in self.waiting]
+        for w in self.written:
+            tags = " ".join(f"{k}={v}" for k, v in (w.get("tags") or {}).items())
+            lines.append(f"  written  {w['kind']:<7} {w['folder']}   ({w['job']})" + (f"  [{tags}]" if tags else ""))
+        checks = sorted({w["encut_check"] for w in self.written if w.get("encut_check")})
+        lines += [f"  ENCUT: {c}" for c in checks]
+        for w in self.waiting:
+            tags = ", ".join(w.get("tags", {}).values())
+            lines.append(f"  waits    {w['job']}  <- {', '.join(w['waits_for'])}" + (f"  [will set {tags}]" if tags else ""))
         lines += [f"  FAILED   {f['job']}: {f['error']}" for f in self.failed]
         return "\n".join(lines)
 
@@ -99,7 +105,11 @@ def dry_run_flow(flow, out_json: str | Path | None = None) -> DryRunReport:
             report.failed.append({"job": job.name, "error": error})
             continue
         waits = [jobs[p][0].name for p in parents if p not in done and p in jobs]
-        report.waiting.append({"job": job.name, "waits_for": waits or ["a job created while the flow runs"]})
+        entry = {"job": job.name, "waits_for": waits or ["a job created while the flow runs"]}
+        outputs = getattr(job.maker, "outputs", None)
+        if outputs:  # a static that waits: the INCAR tags its outputs will set
+            entry["tags"] = {o: vasp.OUTPUT_TAGS[o] for o in outputs if o in vasp.OUTPUT_TAGS}
+        report.waiting.append(entry)
     for w in report.written:
         w.pop("job_uuid", None)
         w.setdefault("job", "?")

@@ -18,6 +18,7 @@ Run in a VASP input folder, it
    - dos (ICHARG 11): LORBIT 11, NEDOS, LCHARG False, the static's CHGCAR present, a mesh no coarser than ../KPOINTS;
    - neb (IMAGES): IMAGES = the number of moving image folders, IBRION 3, POTIM 0, IOPT, LCLIMB, SPRING,
      EDIFFG < 0, ISYM 0, the same atoms in every image;
+   - a static with LELF (ELF requested): NPAR = 1 and KPAR = 1 (VASP wiki LELF; VASP stops on LELF with KPAR > 1);
    - every step: a Gamma-centred mesh with one k-point along each vacuum axis.
    MOCK_VASP_REQUIRE="kind:TAG=value;TAG=value" adds required tags (a kind prefix limits one to steps whose kind
    starts with it), e.g. to make a test campaign fail on purpose. Every call appends one JSON line
@@ -41,7 +42,10 @@ Run in a VASP input folder, it
    - AECCAR0: every atom's Z - ZVAL core electrons as a Gaussian (sigma 0.25 A);
    each Gaussian is normalised on the grid, so every atom's charge integrates exactly to its count;
    - LOCPOT: the electron's electrostatic energy (eV) of the neutral atoms (ion +ZVAL with the core width,
-     minus the valence Gaussian), from Poisson's equation by FFT; neutral spherical atoms give a flat vacuum.
+     minus the valence Gaussian), from Poisson's equation by FFT; neutral spherical atoms give a flat vacuum;
+   - ELFCAR (LELF): NOT an electron localisation function, a bounded stand-in for one: rho / (rho + <rho>) of the
+     valence model above (<rho> its cell average), in [0, 1), high at the atoms, 0 in vacuum; for ISPIN 2 one
+     block per spin channel as VASP writes them (up, then down) from rho_up/down = (rho +- magnetisation) / 2.
 Energies: E = sum_i(-ZVAL_i) + sum over pairs within 6 A of a Morse term D[(1 - exp(-a(r - r0)))^2 - 1] with
 D = 0.3 eV, a = 1.5 /A and r0 the sum of pymatgen's atomic radii; deterministic and different for every
 structure, so sites, references and NEB images get distinct energies. The stated generator version and the
@@ -177,6 +181,8 @@ def check_inputs(folder: Path, kind: str, incar, kpoints, poscar) -> list[str]:
         need("LDIPOL" not in incar, "no LDIPOL (bulk)")
     elif kind.startswith("static"):
         need(int(incar.get("NSW", 0) or 0) == 0, "NSW = 0")
+        if incar.get("LELF"):
+            need(incar.get("NPAR") == 1 and incar.get("KPAR", 1) == 1, "NPAR = 1, KPAR = 1 (LELF)")
         if kind == "static-slab":
             for tag in ("LCHARG", "LAECHG", "LVHAR"):
                 need(eq(tag, True), f"{tag} = True")
@@ -312,6 +318,19 @@ def write_volumetric(folder: Path, poscar, incar, types: list[dict]) -> list[int
     if incar.get("LVHAR") or incar.get("LVTOT"):
         ions = sum(z * g for z, g in zip(zval, core_g))
         Locpot(poscar, {"total": electrostatic_energy(s, ions - valence)}).write_file(str(folder / "LOCPOT"))
+    if incar.get("LELF"):
+        from pymatgen.io.vasp import VolumetricData
+
+        def bounded(rho):
+            return rho / (rho + valence.mean())
+
+        if "diff" in data:
+            mag = data["diff"] / vol
+            blocks = {"total": bounded(np.clip((valence + mag) / 2, 0, None)),
+                      "diff": bounded(np.clip((valence - mag) / 2, 0, None))}
+        else:
+            blocks = {"total": bounded(valence)}
+        VolumetricData(s, blocks).write_file(str(folder / "ELFCAR"))  # ISPIN 2: up block, then down
     return grid
 
 

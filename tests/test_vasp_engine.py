@@ -41,7 +41,7 @@ def test_relax_inputs_for_2d_stack(vs2_stack, tmp_path):
     assert incar["ISPIN"] == 2  # V present
     mag = _by_species(d, incar["MAGMOM"])
     assert mag["V"] == pytest.approx(5.0)  # pymatgen's VASPIncarBase ferromagnetic start
-    assert incar["ENCUT"] == 450 and incar["GGA"].upper() == "PE" and incar["LASPH"] is True
+    assert incar["ENCUT"] == 520 and incar["GGA"].upper() == "PE" and incar["LASPH"] is True
     assert incar["LREAL"] is False  # 4 atoms: below the preset's 30-atom threshold for LREAL Auto
     assert incar["LMAXMIX"] == 4  # d element
     assert kp.style.name == "Gamma" and kp.kpts[0][2] == 1 and kp.kpts[0][0] > 1  # one k-point along the vacuum

@@ -89,11 +89,9 @@ def _incar(result) -> Incar:
 def test_get_engine_returns_vasp_engine():
     eng = get_engine("vasp", "fast")
     assert isinstance(eng, VaspEngine) and eng.name == "vasp" and eng.label == "vasp"
-    assert Capability.ELF not in eng.capabilities and Capability.ALL_ELECTRON_DENSITY in eng.capabilities
+    assert Capability.ELF in eng.capabilities and Capability.ALL_ELECTRON_DENSITY in eng.capabilities
     with pytest.raises(ValueError, match="valid engines"):
         get_engine("abinit")
-    with pytest.raises(ValueError, match="electron localisation"):
-        eng.static(Structure(Lattice.cubic(3), ["Li"], [[0, 0, 0]]), "unused", outputs=("elf",))
 
 
 def test_mos2_relax_static_dos(ref, tmp_path, monkeypatch):

@@ -7,7 +7,10 @@ each task (``translate``) is the complete INCAR the task will use plus its Gamma
 - relax: IBRION 2, ISIF 3 when the cell relaxes (``cell=True``) else ISIF 2 (slabs never relax vacuum);
 - dispersion d3bj -> IVDW 12, d3zero -> IVDW 11; dipole on -> LDIPOL, IDIPOL 3, DIPOL at the slab centre;
 - spin on -> ISPIN 2 + MAGMOM from the resolved moments; Hubbard U (Dudarev) on oxides/fluorides only;
-- static outputs: density -> LCHARG + LAECHG, potential -> LVHAR; dos -> a non-SCF run (ICHARG 11 from
+- ENCUT = cutoff_eV, raised to 1.3 x the largest ENMAX of the POTCARs in use when those are readable
+  (PMG_VASP_PSP_DIR); without POTCARs (dry run, POTCAR.spec) the INCAR says the check waits for them;
+- static outputs: density -> LCHARG + LAECHG, potential -> LVHAR, elf -> LELF (ELFCAR; run with NPAR 1,
+  KPAR 1); dos -> a non-SCF run (ICHARG 11 from
   the static's CHGCAR, denser mesh, LORBIT 11) in <task>/dos, whose INCAR is hashed too; a CDD fragment
   (static ``like=``) pins NGXF/NGYF/NGZF to the AB run's density grid;
 - neb: VTST CI-NEB (IOPT, IBRION 3, POTIM 0, LCLIMB); whether VTST ran is read back from the OUTCARs;
@@ -18,6 +21,7 @@ the walltime, or stopped by custodian's STOPCAR) is archived in interrupted-N/ a
 
 from __future__ import annotations
 
+import functools
 import math
 import json
 import os
@@ -47,6 +51,13 @@ HUBBARD_ANIONS = ("O", "F")  # U only for oxides/fluorides, as the Materials Pro
 IVDW = {"d3bj": 12, "d3zero": 11}  # VASP's IVDW codes: 12 = DFT-D3 Becke-Johnson, 11 = DFT-D3 zero damping
 XC_GGA = {"PBE": "PE", "PBESOL": "PS", "RPBE": "RP", "REVPBE": "RE"}
 LAUNCHERS = ("srun", "mpirun", "mpiexec", "ibrun", "aprun", "jsrun")
+# ENCUT floor: 1.3 x the largest ENMAX of the POTCARs. VASP wiki "Energy vs volume, volume relaxations and Pulay
+# stress": 1.3 x the default cutoff (ENMAX) is usually a safe setting for a reliable stress tensor
+ENMAX_FACTOR = 1.3
+# LELF needs NPAR = 1 (VASP wiki LELF: "NPAR=1 has to be set explicitly") and no k-point parallelisation
+# (custodian's VaspErrorHandler sets KPAR 1 when VASP stops on LELF with KPAR > 1; atomate2's MP24 static: "LELF
+# = True mandates KPAR = 1"): machine tags, so not hashed, but they replace the HPC profile's NCORE/NPAR/KPAR
+ELF_PARALLEL = {"NPAR": 1, "KPAR": 1}
 
 # VASP-only settings under `vasp:` (lower case); upper-case keys there are extra INCAR tags
 VASP_KEYS = {
@@ -71,6 +82,9 @@ NEUTRAL_TAGS = {
 # INCAR tags the task decides (kind, outputs, CDD grid): not settable
 TASK_TAGS = frozenset({"ISIF", "IBRION", "POTIM", "IOPT", "LCHARG", "LAECHG", "LVHAR", "LVTOT", "LORBIT", "ICHARG",
                        "ISTART", "NGXF", "NGYF", "NGZF", "LELF", "LWAVE"})
+# a static's outputs -> the INCAR tags they set (the dry-run listing of statics that wait for a relaxation)
+OUTPUT_TAGS = {"density": "LAECHG = True", "potential": "LVHAR = True", "elf": "LELF = True (NPAR 1, KPAR 1)",
+               "dos": "non-SCF DOS run (ICHARG 11)"}
 # machine settings: they change speed, not results, so they are not hashed (HPC profile / environment)
 PARALLEL_TAGS = frozenset({"NCORE", "NPAR", "KPAR", "NSIM", "LPLANE"})
 
@@ -95,14 +109,20 @@ class InputsWritten(EngineRunError):
 WRITTEN: list[dict[str, Any]] = []
 
 
-def _dry_stop(folder: Path, kind: str) -> InputsWritten:
+def _dry_stop(folder: Path, kind: str, settings: dict[str, Any] | None = None) -> InputsWritten:
     try:
         from jobflow import CURRENT_JOB
 
         uuid = getattr(CURRENT_JOB.job, "uuid", None)
     except Exception:  # noqa: BLE001 - outside a jobflow job
         uuid = None
-    WRITTEN.append({"kind": kind, "folder": str(folder), "job_uuid": uuid})
+    entry: dict[str, Any] = {"kind": kind, "folder": str(folder), "job_uuid": uuid}
+    if settings:
+        incar = settings.get("incar", {})
+        entry["encut_check"] = encut_note(incar.get("ENCUT"), list(settings.get("potcar", [])),
+                                          str(settings.get("potcar_functional", "")))
+        entry["tags"] = {k: incar[k] for k in ("ENCUT", "ISPIN", "LELF", "LAECHG", "LVHAR", "IMAGES") if incar.get(k)}
+    WRITTEN.append(entry)
     return InputsWritten(folder)
 
 
@@ -118,6 +138,36 @@ def _potcars_available() -> bool:
         return bool(os.environ.get("PMG_VASP_PSP_DIR") or SETTINGS.get("PMG_VASP_PSP_DIR"))
     except Exception:  # noqa: BLE001
         return False
+
+
+def _psp_dir() -> str:
+    from pymatgen.core import SETTINGS
+
+    return str(SETTINGS.get("PMG_VASP_PSP_DIR") or os.environ.get("PMG_VASP_PSP_DIR") or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _enmax(symbol: str, functional: str, psp_dir: str) -> float:
+    from pymatgen.io.vasp import PotcarSingle
+
+    return float(PotcarSingle.from_symbol_and_functional(symbol, functional).enmax)
+
+
+def potcar_enmax(symbols: list[str], functional: str) -> dict[str, float]:
+    """ENMAX (eV) of each POTCAR as pymatgen reads it from PMG_VASP_PSP_DIR (raises when one is missing)."""
+    return {s: _enmax(s, functional, _psp_dir()) for s in dict.fromkeys(symbols)}
+
+
+def encut_floor(symbols: list[str], functional: str) -> tuple[str, float, int] | None:
+    """(POTCAR with the largest ENMAX, its ENMAX, ceil(ENMAX_FACTOR x ENMAX)) when the POTCARs are readable, else None."""
+    if not symbols or not _potcars_available():
+        return None
+    try:
+        enmax = potcar_enmax(symbols, functional)
+    except Exception:  # noqa: BLE001 - missing POTCAR: the POTCAR guard (check_potcars) refuses a real run
+        return None
+    top = max(enmax, key=enmax.get)
+    return top, enmax[top], math.ceil(ENMAX_FACTOR * enmax[top] - 1e-6)
 
 
 def _plain_incar(incar) -> dict[str, Any]:
@@ -207,8 +257,12 @@ def _task_incar(kind: str, v: dict[str, Any], native: dict[str, Any], *, cell: b
     elif kind == "static":
         want = set(outputs)
         # LCHARG always: the non-SCF DOS run reads this CHGCAR (ICHARG 11), and a restart can
+        # elf -> LELF (ELFCAR, the ELF of each spin channel). PREC stays the preset's, so the statics with and
+        # without ELF (sites vs references) share one basis and grid; the VASP wiki (ELFCAR) recommends PREC High
+        # against wrap-around errors in the ELF itself
         inc.update(NSW=0, IBRION=-1, ISIF=None, EDIFFG=None, LCHARG=True, LAECHG=True if "density" in want else None,
-                   LVHAR=True if "potential" in want else None, LORBIT=None, NEDOS=None)
+                   LVHAR=True if "potential" in want else None, LELF=True if "elf" in want else None, LORBIT=None,
+                   NEDOS=None)
         if gpts is not None:
             # CHGCAR/AECCAR/LOCPOT are written on the FINE grid (NGXF x NGYF x NGZF): pinning it to the AB
             # run's density grid puts the fragment densities on the same points; the coarse grid follows
@@ -283,8 +337,30 @@ def write_input_folder(settings: dict[str, Any], structure: Structure, folder: P
     vis.write_input(str(folder))
     from pymatgen.io.vasp import Incar
 
-    Incar({**settings["incar"], **_parallel_tags()}).write_file(str(folder / "INCAR"))
+    parallel = _parallel_tags()
+    if settings["incar"].get("LELF"):
+        parallel = {**{k: v for k, v in parallel.items() if k not in ("NCORE", "NPAR", "KPAR")}, **ELF_PARALLEL}
+    incar_path = folder / "INCAR"
+    Incar({**settings["incar"], **parallel}).write_file(str(incar_path))
+    notes = [encut_note(settings["incar"].get("ENCUT"), list(gen.potcar_symbols),
+                        settings.get("potcar_functional") or gen.potcar_functional)]
+    if settings["incar"].get("LELF"):
+        notes.append("NPAR = 1, KPAR = 1: LELF (VASP wiki LELF; VASP stops on LELF with KPAR > 1)")
+    with incar_path.open("a") as fh:  # VASP and pymatgen read '#' as a comment
+        fh.write("".join(f"# hetero: {n}\n" for n in notes))
     return folder
+
+
+def encut_note(encut: float | None, symbols: list[str], functional: str) -> str:
+    """One line on the ENCUT >= 1.3 x ENMAX check of these POTCARs (for the INCAR and the dry-run listing)."""
+    floor = encut_floor(symbols, functional)
+    encut = f"{encut:g}" if isinstance(encut, (int, float)) else encut
+    if floor is None:
+        return (f"ENCUT = {encut} eV from the preset; the check ENCUT >= {ENMAX_FACTOR} x the largest ENMAX of the "
+                f"POTCARs ({', '.join(symbols)}, {functional}) waits for POTCARs (PMG_VASP_PSP_DIR): a run with "
+                "them raises ENCUT when it is lower, in a new task folder")
+    top, enmax, need = floor
+    return f"ENCUT = {encut} eV >= {ENMAX_FACTOR} x ENMAX of {top} ({enmax:g} eV) = {need} eV: checked"
 
 
 @dataclass
@@ -301,7 +377,7 @@ class VaspEngine(Engine):
     dry_run: bool = False
 
     name: ClassVar[str] = "vasp"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.ELF}
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
     # ------------------------------------------------------------------ settings
     def check_native(self, native: dict[str, Any]) -> None:
@@ -364,14 +440,36 @@ class VaspEngine(Engine):
             return {"incar": _plain_incar(vis.incar), "kpoints": k_mesh, "potcar": gen.potcar_symbols,
                     "potcar_functional": gen.potcar_functional, "native": native}
 
-        settings = complete(kind, _task_incar(kind, v, self.native, cell=bool(opts.get("cell")), outputs=outputs,
-                                              gpts=opts.get("gpts"), n_images=opts.get("n_images")), mesh)
+        task_tags = _task_incar(kind, v, self.native, cell=bool(opts.get("cell")), outputs=outputs,
+                                gpts=opts.get("gpts"), n_images=opts.get("n_images"))
+        settings = complete(kind, task_tags, mesh)
+        if self.raise_encut(resolved, settings["potcar"], settings["potcar_functional"]):
+            settings = complete(kind, task_tags, mesh)
         if kind == "static" and "dos" in outputs:
             dos_mesh = self.dos_mesh(v, mesh)
             dos = complete("nscf", _task_incar("nscf", v, self.native, dos_mesh=dos_mesh), dos_mesh)
             dos["dos_width_eV"] = 0.0 if dos["incar"].get("ISMEAR") == -5 else float(v["dos_width_eV"])
             settings["dos"] = {k: dos[k] for k in ("incar", "kpoints", "dos_width_eV")}
         return settings
+
+    def raise_encut(self, resolved: Resolved, symbols: list[str], functional: str) -> bool:
+        """cutoff_eV >= ENMAX_FACTOR x the largest ENMAX of the POTCARs in use, read by pymatgen when they are
+        available (PMG_VASP_PSP_DIR); a raise is recorded as the cutoff's source. Without POTCARs the check waits
+        (sources['encut_check'] says so; the INCAR too). True when the cutoff was raised."""
+        floor = encut_floor(symbols, functional)
+        v, src = resolved.values, resolved.sources
+        if floor is None:
+            src["encut_check"] = (f"waits for POTCARs: ENCUT >= {ENMAX_FACTOR} x ENMAX of {', '.join(symbols)} "
+                                  f"({functional}) is checked when PMG_VASP_PSP_DIR holds them")
+            return False
+        top, enmax, need = floor
+        src["encut_check"] = f"{ENMAX_FACTOR} x ENMAX of {top} ({enmax:g} eV, {functional} POTCAR) = {need} eV"
+        if float(v["cutoff_eV"]) >= need:
+            return False
+        src["cutoff_eV"] = (f"model: {ENMAX_FACTOR} x ENMAX of {top} ({enmax:g} eV, {functional} POTCAR), above the "
+                            f"{src.get('cutoff_eV', 'preset')} value {v['cutoff_eV']:g} eV")
+        v["cutoff_eV"] = float(need)
+        return True
 
     def dos_mesh(self, v: dict[str, Any], mesh: list[int]) -> list[int]:
         """k mesh of the non-SCF DOS: dos_kpoints_mesh on models with vacuum, else vasp.dos_kpoints_scale x
@@ -460,7 +558,7 @@ class VaspEngine(Engine):
             if self.writes_only:
                 if task["settings"].get("dos"):
                     write_input_folder(task["settings"]["dos"], structure, folder / "dos", "nscf")
-                raise _dry_stop(folder, kind)
+                raise _dry_stop(folder, kind, task["settings"])
             self._run(folder, kind)
             ran = True
         out = convert_calc(folder, task, structure, dos_from_scf=not task["settings"].get("dos"))
@@ -517,7 +615,7 @@ class VaspEngine(Engine):
             # a restart keeps the images' POSCARs (their last CONTCARs, see archive_interrupted)
             write_neb_folder(task["settings"], images, folder, fixed, keep_image_positions=restarts > 0)
             if self.writes_only:
-                raise _dry_stop(folder, "neb")
+                raise _dry_stop(folder, "neb", task["settings"])
             self._run(folder, "neb", n_images=n)
             ran = True
         out = convert_neb(folder, images, task["endpoint_energies_eV"], task["settings"]["incar"], fixed)
@@ -621,7 +719,7 @@ def _complete_outcar(folder: Path) -> bool:
 
 
 RUN_OUTPUTS = ("vasprun.xml", "OUTCAR", "OSZICAR", "CONTCAR", "XDATCAR", "CHGCAR", "CHG", "AECCAR0", "AECCAR1",
-               "AECCAR2", "LOCPOT", "DOSCAR", "PROCAR", "EIGENVAL", "IBZKPT", "PCDAT", "REPORT", "WAVECAR",
+               "AECCAR2", "LOCPOT", "ELFCAR", "DOSCAR", "PROCAR", "EIGENVAL", "IBZKPT", "PCDAT", "REPORT", "WAVECAR",
                "vasp.out", "std_err.txt", "custodian.json", "STOPCAR")
 
 
@@ -856,10 +954,40 @@ def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: b
         except Exception as exc:  # noqa: BLE001
             raise OutputParseError(lp, f"corrupt LOCPOT ({exc})") from exc
         out["planar_potential_eV"] = [float(x) for x in loc.get_average_along_axis(2)]
+    if "elf" in want:
+        out["files"].update(_elf_outputs(folder, symbols, final))
     if "dos" in want and dos_from_scf:
         out.update(_dos_outputs(vr, vr_path, len(final), folder))
         out["files"]["dos"] = "dos.npz"
     return out
+
+
+def _elf_outputs(folder: Path, symbols: list[str], final: Structure) -> dict[str, str]:
+    """ELFCAR (pymatgen's Elfcar) -> elf.npz as the GPAW ELF step writes it: ``elf`` on the grid along a, b, c
+    and ``cell``. VASP writes one ELF per spin channel (ISPIN 2: up, then down), so a spin-polarised ``elf`` is
+    (2, nx, ny, nz) with ``channels`` naming them; GPAW's is one spin-combined ELF (Kohout's formula)."""
+    from pymatgen.io.vasp import Elfcar
+
+    from hetero.engines.vasp_outputs import OutputParseError, _find, check_volumetric
+
+    path = _find(folder, "ELFCAR")
+    if path is None:
+        raise OutputParseError(folder / "ELFCAR", "ELF requested (LELF) but VASP wrote no ELFCAR")
+    check_volumetric(path)
+    try:
+        elfcar = Elfcar.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise OutputParseError(path, f"corrupt ELFCAR ({exc})") from exc
+    if [sp.symbol for sp in elfcar.structure.species] != symbols:
+        raise OutputParseError(path, "ELFCAR is for another structure than vasprun.xml")
+    channels = [k for k in ("spin_up", "spin_down") if k in elfcar.data] or ["total"]
+    elf = np.stack([np.asarray(elfcar.data[k], dtype=float) for k in channels])
+    if not np.all(np.isfinite(elf)) or elf.min() < -1e-6 or elf.max() > 1 + 1e-6:
+        raise OutputParseError(path, f"values outside 0..1 (min {np.nanmin(elf):.3g}, max {np.nanmax(elf):.3g}): "
+                                     "not an ELF")
+    np.savez_compressed(folder / "elf.npz", elf=elf if len(channels) == 2 else elf[0], cell=final.lattice.matrix,
+                        channels=np.array([c.replace("spin_", "") for c in channels]))
+    return {"elf": "elf.npz", "elfcar": path.name}
 
 
 def _dos_outputs(vr, vr_path: Path, n_atoms: int, save_in: Path) -> dict[str, Any]:
@@ -956,7 +1084,7 @@ def convert_neb(folder: Path, images: list[Structure], endpoint_energies: list[f
 
 # ---------------------------------------------------------------------------------- helpers for callers
 STEP_OUTPUTS = {"relax": None, "static": ("density", "potential", "dos"), "dos": ("dos",), "bader": ("density",),
-                "workfunction": ("potential",), "neb": None}
+                "workfunction": ("potential",), "elf": ("elf",), "neb": None}
 
 
 def _facts(stacked: bool, asymmetric: bool) -> ModelFacts:
@@ -1023,4 +1151,5 @@ def make_maker(structure: Structure, step: str, preset: str = "fast", name: str 
 
 __all__ = ["VaspEngine", "VaspPresetError", "PotcarMissingError", "InputsWritten", "available_presets", "write_inputs",
            "write_neb_inputs", "input_generator", "make_maker", "custodian_handlers", "custodian_validators",
-           "task_settings", "convert_calc", "convert_neb", "valence_per_atom", "dos_arrays", "slab_centre_frac"]
+           "task_settings", "convert_calc", "convert_neb", "valence_per_atom", "dos_arrays", "slab_centre_frac",
+           "potcar_enmax", "encut_floor", "ENMAX_FACTOR"]
