@@ -309,7 +309,10 @@ class FunnelDoc(BaseModel):
     mu_bulk_eV: dict[str, float] = Field(default_factory=dict)  # model -> per-atom bulk metal energy
     e_host_eV: dict[str, float] = Field(default_factory=dict)
     wall_s: float
-    candidates_per_minute: float
+    # relaxations per minute of this pass; None when some came from the cache (a re-run: the rate of
+    # loading files is no throughput)
+    candidates_per_minute: float | None = None
+    n_reused: int = 0  # relaxations loaded from their folders instead of computed
     provenance: Provenance
 
 

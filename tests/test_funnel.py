@@ -111,3 +111,11 @@ def test_funnel_campaign_end_to_end(tmp_path):
     fs = make_figures(root, out=tmp_path / "figs")
     fun = [v for v in fs.figures.values() if v["kind"] == "funnel"]
     assert len(fun) == 1 and set(fun[0]["values"]["selected"]) == set(funnel["selected"])
+
+    # a re-run loads every MLIP relaxation from its folder: no throughput is claimed for that
+    assert funnel["n_reused"] == 0 and funnel["candidates_per_minute"] > 0
+    root = run_campaign(f, runs_dir=tmp_path / "runs", log=False)
+    docs = [d["output"] for d in json.loads((root / "store.json").read_text()) if isinstance(d.get("output"), dict)]
+    again = [d for d in docs if d.get("doc_type") == "funnel"][-1]
+    assert again["n_reused"] == 8 and again["candidates_per_minute"] is None
+    assert again["selected"] == funnel["selected"]

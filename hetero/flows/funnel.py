@@ -94,6 +94,7 @@ def mlip_screen_job(
     finals: dict[tuple[str, str], Structure] = {}
     e_host, mu_bulk = {}, {}
     total = len(cands) * len(cfg["models"])
+    n_reused = 0
     progress = _Progress(total, f"MLIP stage {system} + {ion}")
     for model in cfg["models"]:
         eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
@@ -105,6 +106,7 @@ def mlip_screen_job(
             mu_bulk[label] = r.energy_eV / len(bulk)
         folders = [_base_dir(run_root, system, f"funnel-{model}-{c['id']}") for c in cands]
         results = _relax_all(eng, [c["structure"] for c in cands], folders, progress.tick)
+        n_reused += sum(1 for r in results if r.cached)
         for c, res in zip(cands, results):
             final = Structure.from_dict(res.structure)
             start = c["structure"].cart_coords[-1]
@@ -158,7 +160,7 @@ def mlip_screen_job(
         system=system, ion=ion, models=list(e_host), window_eV=cfg["window_eV"], selection_rule=rule,
         n_candidates=len(cands), candidates=records, groups=sorted(groups.values(), key=lambda g: g.rank.get(first, 99)),
         selected=selected, hops=hops, mu_bulk_eV=mu_bulk, e_host_eV=e_host, wall_s=wall,
-        candidates_per_minute=total / max(wall, 1e-9) * 60,
+        candidates_per_minute=None if n_reused else total / max(wall, 1e-9) * 60, n_reused=n_reused,
         provenance=Provenance(engine=first, settings={**cfg, "n_random": cfg["random_starts"]}),
     )
 
