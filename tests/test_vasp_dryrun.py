@@ -60,6 +60,13 @@ def test_dry_run_writes_first_round_inputs(seed, tmp_path, monkeypatch):
     assert Kpoints.from_file(host / "KPOINTS").kpts[0][2] == 1
     assert (host / "POTCAR.spec").exists() and not (host / "POTCAR").exists() and not (host / "vasprun.xml").exists()
     assert len(Structure.from_file(host / "POSCAR")) == len(slab)
+    # no POTCARs: ENCUT is the preset's and the INCAR says the 1.3 x ENMAX check waits for them
+    assert "ENMAX of the POTCARs" in (host / "INCAR").read_text() and "waits for POTCARs" in report.text()
+    moms = camp.overrides.get("magmoms")
+    if moms:  # the Cu2V2O7 and V5S8 campaigns state their starting moments: VASP gets them, not MP's V 5 muB
+        species = [sp.symbol for sp in Structure.from_file(host / "POSCAR").species]
+        assert inc["ISPIN"] == 2 and {e for e in species if e in moms} == set(moms)
+        assert all(m == moms[e] for e, m in zip(species, inc["MAGMOM"]) if e in moms)
 
     sites = [w for w in report.written if w["job"].startswith(f"relax {camp.ion}@")]
     assert sites, report.text()
