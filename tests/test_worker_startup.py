@@ -61,7 +61,9 @@ def test_launch_line(tmp_path, monkeypatch, cores, launch, backend):
         monkeypatch.setenv("HETERO_GPAW_LAUNCH", launch)
     else:
         monkeypatch.delenv("HETERO_GPAW_LAUNCH", raising=False)
-    result = g.GpawEngine(preset="demo", cores=cores)._launch(tmp_path)
+    # the one-shot launch (the demo preset's persistent worker is tested in test_gpaw_server.py)
+    one_shot = {"gpaw": {"persistent_worker": False}}
+    result = g.GpawEngine(preset="demo", cores=cores, overrides=one_shot)._launch(tmp_path)
     cmd = seen["cmd"]
     assert cmd[-2:] == ["-m", "hetero.engines.gpaw_worker"] and result["launch_wall_s"] >= 0
     if launch:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from hetero.engines.ase_tasks import atoms_from_dict, atoms_to_dict
 
 DOS_WINDOW_EV = (-12.0, 6.0)
 DOS_STEP_EV = 0.01
+SERVE_TAG = 7301  # MPI tag of the task folder sent from rank 0
 
 
 def _atoms(d: dict, settings: dict, fixed: list[int] | None = None):
@@ -230,7 +232,7 @@ def run_neb(task: dict, folder: Path) -> dict:
 RUNNERS = {"relax": run_relax, "static": run_static, "neb": run_neb}
 
 
-def main() -> None:
+def _check_launch() -> None:
     from ase.parallel import world as ase_world
 
     from hetero.engines.process import die_with_parent
@@ -241,7 +243,10 @@ def main() -> None:
         raise SystemExit("the process that launched this GPAW worker is gone")
     if ase_world.size != world.size:  # ASE's trajectories and logs must be written by rank 0 only
         raise SystemExit(f"ASE sees {ase_world.size} MPI ranks, GPAW {world.size}: import gpaw before ASE's world is used")
-    folder = Path(os.environ["HETERO_TASK_DIR"])
+
+
+def run_task(folder: Path) -> None:
+    """Run the task in ``folder`` on every rank; rank 0 writes result.json."""
     task = json.loads((folder / "task.json").read_text())
     t0 = time.time()
     result = RUNNERS[task["kind"]](task, folder)
@@ -255,6 +260,76 @@ def main() -> None:
         tmp.write_text(json.dumps(result))
         tmp.replace(folder / "result.json")
     world.barrier()
+
+
+def _next_folder() -> Path | None:
+    """The next task folder (None at end of input): rank 0 reads it from stdin and sends it to the other
+    ranks, which wait asleep (in a blocking MPI broadcast they would keep polling a core between tasks,
+    while the parent pre-relaxes with an MLIP or analyses)."""
+    buf = np.zeros(4096, np.uint8)
+    if world.rank == 0:
+        line = sys.stdin.buffer.readline().strip()
+        if len(line) >= len(buf):
+            raise SystemExit(f"task folder path longer than {len(buf) - 1} bytes: {line[:80]!r}...")
+        buf[: len(line)] = np.frombuffer(line, np.uint8)
+        for rank in range(1, world.size):
+            world.send(buf, rank, tag=SERVE_TAG)
+    else:
+        request = world.receive(buf, 0, tag=SERVE_TAG, block=False)
+        while not world.test(request):
+            time.sleep(0.01)
+        world.wait(request)
+    path = bytes(buf).rstrip(b"\0").decode()
+    return Path(path) if path else None
+
+
+def _output_to(path: Path) -> tuple[int, int]:
+    """Send this rank's stdout and stderr to ``path`` (appended); returns the saved descriptors."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return saved
+
+
+def _output_back(saved: tuple[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, old in zip((1, 2), saved):
+        os.dup2(old, fd)
+        os.close(old)
+
+
+def serve() -> None:
+    """Persistent mode (`... -m hetero.engines.gpaw_worker --serve`, see hetero.engines.gpaw_server): task
+    folders arrive one per line; each runs as in the one-shot mode with every rank's output appended to
+    the folder's worker.log, then rank 0 replies. An exception is not caught: it ends the server as it
+    ends a one-shot worker (traceback in worker.log, GPAW's MPI_Abort), so no rank goes on with MPI in an
+    unknown state; the parent starts a new server for the next task. End of input ends the server."""
+    import gc
+
+    from hetero.engines.gpaw_server import TASK_DONE
+
+    _check_launch()
+    while (folder := _next_folder()) is not None:
+        saved = _output_to(folder / "worker.log")
+        run_task(folder)
+        gc.collect()  # the task's GPAW calculators close their logs, its files and arrays are freed
+        world.barrier()  # every rank's logs are complete before the parent reads them
+        _output_back(saved)
+        if world.rank == 0:
+            print(TASK_DONE + str(folder), flush=True)
+
+
+def main() -> None:
+    if "--serve" in sys.argv[1:]:  # hetero.engines.gpaw_server.SERVE_FLAG
+        serve()
+        return
+    _check_launch()
+    run_task(Path(os.environ["HETERO_TASK_DIR"]))
 
 
 if __name__ == "__main__":
