@@ -1,9 +1,10 @@
 """The persistent GPAW worker (preset key `gpaw: {persistent_worker: true}`, hetero.engines.gpaw_server).
 
-Tiny real GPAW tasks (1-atom bcc Na, PW 150 eV, 2x2x2 k): the same energies as the one-shot worker, one
-server process for every task, a failing task failing as in the one-shot mode with the next task still
-run, parallel CI-NEB images on split communicators through the server, the ranks killed with the parent,
-and the key kept out of the task's settings and hash (switching it never invalidates a cached result).
+Tiny real GPAW tasks (bcc Na, PW 150 eV, 2x2x2 k): the same energies as the one-shot worker (statics,
+a relaxation), one server process for every task, a failing task (GPAW error, unconverged SCF) failing as
+in the one-shot mode with the next task still run, parallel CI-NEB images on split communicators through
+the server, the ranks killed with the parent, and the key kept out of the task's settings and hash
+(switching it never invalidates a cached result).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from hetero.engines import gpaw_server  # noqa: E402
 from hetero.engines.base import EngineRunError  # noqa: E402
-from hetero.engines.gpaw import GpawEngine  # noqa: E402
+from hetero.engines.gpaw import GpawEngine, SCFNotConvergedError  # noqa: E402
 
 pytestmark = pytest.mark.dft
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +121,27 @@ def test_failing_task_fails_as_one_shot_and_next_task_runs(tmp_path, local_launc
     assert len(local_launch) == 2 and ok.energy_eV < 0
     ref = engine(cores, False).static(na_bcc(), tmp_path / "ref")
     assert ok.energy_eV == pytest.approx(ref.energy_eV, abs=1e-6)
+
+
+def test_relaxation_and_scf_failure_through_the_server(tmp_path, local_launch):
+    """A relaxation (trajectory, optimiser log) matches the one-shot one and leaves no file open; an SCF
+    that never converges (1 iteration allowed, retry included) gives the one-shot SCF message."""
+    moved = Structure(Lattice.cubic(4.23), ["Na", "Na"], [[0, 0, 0], [0.53, 0.5, 0.5]])
+    relax = {"relax_steps": 2, "fmax_eV_A": 0.01}
+    results = {}
+    for persistent in (True, False):
+        eng = GpawEngine(preset="demo", cores=1, overrides={
+            **TINY, **relax, "gpaw": {"persistent_worker": persistent, "prerelax_mlip": None}})
+        results[persistent] = eng.relax(moved, tmp_path / str(persistent))
+    assert results[True].n_ionic_steps == results[False].n_ionic_steps == 2
+    assert results[True].energy_eV == pytest.approx(results[False].energy_eV, abs=1e-6)
+    assert _open_files_under(tmp_path / "True") == [] and len(local_launch) == 1
+    messages = {}
+    for persistent in (True, False):
+        with pytest.raises(SCFNotConvergedError) as err:
+            engine(1, persistent, scf_maxiter=1).static(na_bcc(), tmp_path / f"scf-{persistent}")
+        messages[persistent] = str(err.value).replace(str(tmp_path / f"scf-{persistent}"), "<dir>")
+    assert messages[True] == messages[False] and "safer mixing" in messages[True]
 
 
 def test_parallel_neb_images_through_the_server(tmp_path, local_launch):
