@@ -24,11 +24,10 @@ import pytest
 
 from hetero.campaigns import load_campaign, run_folder
 from hetero.table import build_table, iter_documents
-from _refdata import reference_vasp_dir
+from _refdata import MOCK_VASP, mock_vasp_env, reference_vasp_dir, run_hetero
 
 ROOT = Path(__file__).resolve().parents[1]
 NA_VN = ROOT / "workflows" / "na_vn001.yaml"
-MOCK = Path(__file__).with_name("mock_vasp.py")
 SITES = {"bridge", "hollow", "top-V", "top-N"}
 # na_vn001 on VASP: host + 4 sites relaxed, their statics (each with its non-SCF DOS), two CDD fragments per
 # site, the bulk Na reference (cell relax + static), the isolated atom, one CI-NEB
@@ -38,11 +37,6 @@ EXPECTED_CALLS = {"relax-slab": 5, "relax-bulk": 1, "static-slab": 5, "static-bu
 
 def _calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def _hetero(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("hetero")
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=3600)
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +50,9 @@ def run(tmp_path_factory):
     camp_file.write_text(NA_VN.read_text() + "engine: vasp\n")
     ours, theirs = load_campaign(camp_file).model_dump(), load_campaign(NA_VN).model_dump()
     assert ours.pop("engine") == "vasp" and theirs.pop("engine") == "gpaw" and ours == theirs
-    env = {**os.environ, "HETERO_VASP_CMD": f"{sys.executable} {MOCK}", "HETERO_VASP_ALLOW_POTCAR_SPEC": "1",
-           "HETERO_CUSTODIAN_POLL_S": "0.1", "MOCK_VASP_LOG": str(tmp / "calls.jsonl"), "MOCK_VASP_TEMPLATES": str(ref)}
-    for key in ("PMG_VASP_PSP_DIR", "HETERO_VASP_PARALLEL", "MOCK_VASP_REQUIRE", "HETERO_VASP_DRY_RUN"):
-        env.pop(key, None)
+    env = mock_vasp_env(ref, tmp / "calls.jsonl")
     t0 = time.time()
-    res = _hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs"), "--report"], env)
+    res = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs"), "--report"], env)
     wall = time.time() - t0
     root = run_folder(load_campaign(camp_file), "fast", tmp / "runs")
     return {"camp": camp_file, "env": env, "log": tmp / "calls.jsonl", "root": root, "res": res, "wall_s": wall}
@@ -138,13 +129,13 @@ def test_rerun_reuses_every_vasp_run_and_a_rejected_incar_fails_naming_the_job(r
     env, log, camp = run["env"], run["log"], str(run["camp"])
     runs = str(run["root"].parent)
     n = len(_calls(log))
-    again = _hetero(["run", camp, "--runs-dir", runs], env)
+    again = run_hetero(["run", camp, "--runs-dir", runs], env)
     assert again.returncode == 0, again.stdout[-2000:]
     assert len(_calls(log)) == n  # every VASP folder holds its result: nothing is sent to VASP again
     # the isolated atom again, and this time the "VASP" requires a tag its INCAR lacks (a VASP abort)
     (atom,) = list((run["root"] / "Na-atom" / "reference").glob("static-*"))
     shutil.rmtree(atom)
-    broken = _hetero(["run", camp, "--runs-dir", runs], {**env, "MOCK_VASP_REQUIRE": "static-atom:ISYM=0"})
+    broken = run_hetero(["run", camp, "--runs-dir", runs], {**env, "MOCK_VASP_REQUIRE": "static-atom:ISYM=0"})
     out = " ".join(broken.stdout.split())
     assert broken.returncode == 1, broken.stdout[-2000:]
     assert "failed: static Na atom" in out and "INCAR check failed" in out and "ISYM = 0" in out
@@ -152,7 +143,7 @@ def test_rerun_reuses_every_vasp_run_and_a_rejected_incar_fails_naming_the_job(r
     calls = _calls(log)
     assert len(calls) == n + 1 and calls[-1]["kind"] == "static-atom" and calls[-1]["problems"]
     assert json.loads((run["root"] / "run_summary.json").read_text())["failed"][0]["job"] == "static Na atom"
-    fixed = _hetero(["run", camp, "--runs-dir", runs], env)
+    fixed = run_hetero(["run", camp, "--runs-dir", runs], env)
     assert fixed.returncode == 0, fixed.stdout[-2000:]
     assert len(_calls(log)) == n + 2
 
@@ -194,7 +185,7 @@ def test_mock_rejects_an_input_a_step_must_not_have(dry_folders, tmp_path, job, 
     if file:
         _edit(folder / file, old, new)
     env = {k: v for k, v in os.environ.items() if k != "MOCK_VASP_REQUIRE"}
-    res = subprocess.run([sys.executable, str(MOCK)], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run([sys.executable, str(MOCK_VASP)], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     if complaint is None:
         assert res.returncode == 0, res.stdout + res.stderr
         assert "reached required accuracy" in res.stdout and (folder / "vasprun.xml").exists()

@@ -11,9 +11,6 @@ it. Nothing asserts a value: the mock's numbers are not physics.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,16 +20,10 @@ import yaml
 
 from hetero.campaigns import load_campaign, run_folder
 from hetero.table import iter_documents
-from _refdata import reference_vasp_dir
+from _refdata import mock_vasp_env, reference_vasp_dir, run_hetero
 
 ROOT = Path(__file__).resolve().parents[1]
-MOCK = Path(__file__).with_name("mock_vasp.py")
 STEPS = ["relax", "static", "bader", "workfunction", "elf", "adsorption"]
-
-
-def _hetero(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("hetero")
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=3600)
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +36,10 @@ def run(tmp_path_factory):
     data.update(engine="vasp", steps=STEPS, sites=["hollow"], references=["atom"])
     camp_file = tmp / "na_vn001_elf.yaml"
     camp_file.write_text(yaml.safe_dump(data))
-    env = {**os.environ, "HETERO_VASP_CMD": f"{sys.executable} {MOCK}", "HETERO_VASP_ALLOW_POTCAR_SPEC": "1",
-           "HETERO_CUSTODIAN_POLL_S": "0.1", "MOCK_VASP_LOG": str(tmp / "calls.jsonl"), "MOCK_VASP_TEMPLATES": str(ref),
-           "HETERO_VASP_PARALLEL": "NCORE=2 KPAR=2"}  # the profile's tags: the ELF statics must replace them
-    for key in ("PMG_VASP_PSP_DIR", "MOCK_VASP_REQUIRE", "HETERO_VASP_DRY_RUN"):
-        env.pop(key, None)
-    dry = _hetero(["run", str(camp_file), "--runs-dir", str(tmp / "dry"), "--dry-run"], env)
-    res = _hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs")], env)
+    # the profile's tags: the ELF statics must replace them
+    env = mock_vasp_env(ref, tmp / "calls.jsonl", HETERO_VASP_PARALLEL="NCORE=2 KPAR=2")
+    dry = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "dry"), "--dry-run"], env)
+    res = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs")], env)
     root = run_folder(load_campaign(camp_file), "fast", tmp / "runs")
     return {"dry": dry, "res": res, "root": root, "log": tmp / "calls.jsonl", "tmp": tmp}
 

@@ -868,7 +868,7 @@ def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: b
     """VASP outputs of a relax/static folder -> the shared result dict (+ density.npz, dos.npz).
     Non-finite energies or forces are passed on as NaN so the base class refuses them. ``dos_from_scf``:
     the DOS comes from this vasprun (False: from the non-SCF run, see VaspEngine._dos_run)."""
-    from hetero.engines.vasp_outputs import OutputParseError, _find, check_volumetric, load_vasprun, read_chgcar
+    from hetero.engines.vasp_outputs import OutputParseError, _find, load_vasprun, read_chgcar
 
     folder = Path(folder)
     vr_path = _find(folder, "vasprun.xml")
@@ -946,13 +946,7 @@ def convert_calc(folder: Path, task: dict, structure: Structure, dos_from_scf: b
         lp = _find(folder, "LOCPOT")
         if lp is None:
             raise OutputParseError(folder / "LOCPOT", "potential requested (LVHAR) but VASP wrote no LOCPOT")
-        from pymatgen.io.vasp import Locpot
-
-        check_volumetric(lp)
-        try:
-            loc = Locpot.from_file(str(lp))
-        except Exception as exc:  # noqa: BLE001
-            raise OutputParseError(lp, f"corrupt LOCPOT ({exc})") from exc
+        loc = read_chgcar(lp, "Locpot")
         out["planar_potential_eV"] = [float(x) for x in loc.get_average_along_axis(2)]
     if "elf" in want:
         out["files"].update(_elf_outputs(folder, symbols, final))
@@ -966,18 +960,12 @@ def _elf_outputs(folder: Path, symbols: list[str], final: Structure) -> dict[str
     """ELFCAR (pymatgen's Elfcar) -> elf.npz as the GPAW ELF step writes it: ``elf`` on the grid along a, b, c
     and ``cell``. VASP writes one ELF per spin channel (ISPIN 2: up, then down), so a spin-polarised ``elf`` is
     (2, nx, ny, nz) with ``channels`` naming them; GPAW's is one spin-combined ELF (Kohout's formula)."""
-    from pymatgen.io.vasp import Elfcar
-
-    from hetero.engines.vasp_outputs import OutputParseError, _find, check_volumetric
+    from hetero.engines.vasp_outputs import OutputParseError, _find, read_chgcar
 
     path = _find(folder, "ELFCAR")
     if path is None:
         raise OutputParseError(folder / "ELFCAR", "ELF requested (LELF) but VASP wrote no ELFCAR")
-    check_volumetric(path)
-    try:
-        elfcar = Elfcar.from_file(str(path))
-    except Exception as exc:  # noqa: BLE001
-        raise OutputParseError(path, f"corrupt ELFCAR ({exc})") from exc
+    elfcar = read_chgcar(path, "Elfcar")
     if [sp.symbol for sp in elfcar.structure.species] != symbols:
         raise OutputParseError(path, "ELFCAR is for another structure than vasprun.xml")
     channels = [k for k in ("spin_up", "spin_down") if k in elfcar.data] or ["total"]

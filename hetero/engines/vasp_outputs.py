@@ -331,19 +331,20 @@ def parse_dos(run_dir: str | Path, system: str = "", label: str = "",
 # ----------------------------------------------------------------------------------- charge density
 
 
-def read_chgcar(path: str | Path):
-    """pymatgen Chgcar after a completeness check."""
-    from pymatgen.io.vasp import Chgcar
+def read_chgcar(path: str | Path, kind: str = "Chgcar"):
+    """A pymatgen volumetric file (Chgcar, Locpot or Elfcar) after a completeness check."""
+    import pymatgen.io.vasp as pmg_vasp
 
     path = Path(path)
     dims = check_volumetric(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chg = Chgcar.from_file(str(path))
+            chg = getattr(pmg_vasp, kind).from_file(str(path))
     except Exception as exc:  # noqa: BLE001
         raise OutputParseError(path, f"corrupt volumetric file ({type(exc).__name__}: {exc})") from exc
-    if tuple(chg.data["total"].shape) != tuple(dims) or not np.all(np.isfinite(chg.data["total"])):
+    grid = np.asarray(next(iter(chg.data.values())))  # "total" (CHGCAR, LOCPOT) or "spin_up" (spin ELFCAR)
+    if tuple(grid.shape) != tuple(dims) or not np.all(np.isfinite(grid)):
         raise OutputParseError(path, "grid shape or values inconsistent with the header")
     return chg
 
