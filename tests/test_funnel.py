@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hetero.builders.candidates import classify_final_positions, ion_candidates, select_for_dft
+from hetero.builders.candidates import classify_final_positions, ion_candidates, ion_on_relaxed_host, select_for_dft
 from hetero.builders.presets import get_preset
 from hetero.builders.sites import find_sites, place_ion
 from hetero.campaigns import CampaignError, load_campaign, run_campaign
@@ -63,10 +63,34 @@ def test_selection_window_union_and_never_top1_alone():
     assert "C" in sel
 
 
+def test_dft_start_is_the_relaxed_host_with_the_ion_carried_by_its_neighbours(vn):
+    """The DFT stage starts from the DFT host, not the MLIP one; the ion keeps its bonds to the atoms
+    it sat on, even when those atoms are wrapped across the cell edge in one of the two geometries."""
+    slab, sites = vn
+    hollow = next(s for s in sites if s.label == "hollow")
+    mlip = place_ion(slab, hollow, "Na")
+    relaxed = slab.copy()
+    top = [i for i in range(len(slab)) if slab.cart_coords[i][2] > slab.cart_coords[:, 2].max() - 2.5]
+    for i in range(len(slab)):  # the "DFT" host: the top two layers 0.12 A higher, everything shifted in-plane
+        dz = 0.12 if i in top else 0.0
+        relaxed.translate_sites([i], [0.05, -0.03, dz], frac_coords=False, to_unit_cell=True)
+    relaxed.translate_sites([top[0]], [1.0, 0.0, 0.0], frac_coords=True, to_unit_cell=False)  # a periodic copy
+    start = ion_on_relaxed_host(mlip, relaxed)
+    assert len(start) == len(slab) + 1 and start[-1].species_string == "Na"
+    assert np.allclose(start.cart_coords[:-1], relaxed.cart_coords)  # the host is the relaxed one, untouched
+    near = [n.index for n in mlip.get_neighbors(mlip[-1], 3.5) if n.index < len(slab)]
+    assert near and all(i in top for i in near)
+    for i in near:  # Na moved with the surface atoms it sits on: bond lengths kept to 0.01 A
+        assert abs(start.get_distance(len(start) - 1, i) - mlip.get_distance(len(mlip) - 1, i)) < 0.01
+    assert start.cart_coords[-1][2] - mlip.cart_coords[-1][2] == pytest.approx(0.12, abs=1e-6)
+    with pytest.raises(ValueError, match="expected the host's sites plus the ion"):
+        ion_on_relaxed_host(slab, relaxed)
+
+
 def test_bad_funnel_blocks_are_refused(tmp_path):
     base = yaml.safe_load((Path(__file__).parents[1] / "workflows" / "na_vn001.yaml").read_text())
     for block, msg in (({"modles": ["chgnet"]}, "unknown funnel keys"), ({"models": ["mace"]}, "use one or both"),
-                       ({"window_eV": -1}, "window_eV")):
+                       ({"window_eV": -1}, "window_eV"), ({"dft_start": "builder"}, "dft_start")):
         f = tmp_path / "c.yaml"
         f.write_text(yaml.safe_dump({**base, "funnel": block}))
         with pytest.raises(CampaignError, match=msg):

@@ -133,3 +133,24 @@ def select_for_dft(group_energies: dict[str, dict[str, float]], window_eV: float
     if always:
         rule += f"; named: {list(always)}"
     return chosen, rule
+
+
+def ion_on_relaxed_host(mlip_final: Structure, relaxed_host: Structure, shell_A: float = 3.5) -> Structure:
+    """The DFT stage's start for one selected minimum: the DFT-relaxed host with the ion (last site) at its
+    MLIP position, carried along with its MLIP neighbours (shifted by their mean displacement between the
+    MLIP geometry and the DFT host), so its bonds keep the MLIP lengths while the host is already PBE's.
+    Starting from the whole MLIP geometry instead made DFT re-relax the surface the MLIP got wrong
+    (examples/na_vn001_funnel: 23-28 force calls per site vs 14-25 from the builder's geometry)."""
+    if len(mlip_final) != len(relaxed_host) + 1:
+        raise ValueError(f"MLIP structure has {len(mlip_final)} sites, relaxed host {len(relaxed_host)}: "
+                         "expected the host's sites plus the ion, last")
+    ion = mlip_final[-1]
+    neighbours = [n.index for n in mlip_final.get_neighbors(ion, shell_A) if n.index != len(mlip_final) - 1]
+    if not neighbours:  # an ion far from everything: keep its MLIP position
+        neighbours = [int(np.argmin(mlip_final.distance_matrix[-1, :-1]))]
+    d = relaxed_host.frac_coords[neighbours] - mlip_final.frac_coords[neighbours]
+    d -= np.round(d)  # minimal image: a neighbour that crossed the cell edge moved by a few tenths of an A
+    shift = relaxed_host.lattice.get_cartesian_coords(d).mean(axis=0)
+    # no site properties: the caller adds the host's selective dynamics, as for an MLIP start
+    return Structure(relaxed_host.lattice, [*relaxed_host.species, ion.specie],
+                     np.vstack([relaxed_host.cart_coords, ion.coords + shift]), coords_are_cartesian=True)

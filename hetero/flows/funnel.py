@@ -1,5 +1,5 @@
 """The screening funnel: rank many cheap candidates on machine-learned potentials, send only the
-distinct best to DFT, and start DFT from the MLIP geometries (AdsorbML's recipe, applied to ions on
+distinct best to DFT, and start DFT from the ions' MLIP positions (AdsorbML's recipe, applied to ions on
 surfaces and in van der Waals gaps, plus MLIP CI-NEB bands as starting paths for DFT CI-NEB).
 
 MLIP stage (one job): every candidate start (hetero.builders.candidates) relaxed with each model
@@ -19,7 +19,13 @@ import numpy as np
 from jobflow import Flow, Response, job
 from pymatgen.core import Structure
 
-from hetero.builders.candidates import classify_final_positions, ion_candidates, merge_flat_basins, select_for_dft
+from hetero.builders.candidates import (
+    classify_final_positions,
+    ion_candidates,
+    ion_on_relaxed_host,
+    merge_flat_basins,
+    select_for_dft,
+)
 from hetero.builders.images import align_to, interpolate_images
 from hetero.builders.sites import Site
 from hetero.engines.settings import ModelFacts
@@ -34,7 +40,10 @@ from hetero.schemas import (
     plain_structure_dict,
 )
 
-FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset"}
+FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start"}
+# where a selected minimum's DFT relaxation starts: the DFT-relaxed host with the ion at its MLIP position
+# ("relaxed_host"), or the whole MLIP geometry ("mlip")
+DFT_STARTS = ("relaxed_host", "mlip")
 
 
 def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +54,7 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
     if bad:
         raise ValueError(f"unknown funnel keys {sorted(bad)}; valid: {', '.join(sorted(FUNNEL_KEYS))}")
     out = {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 8, "seed": 0, "always": [],
-           "max_dft_sites": 6, "mlip_preset": "fast", **settings}
+           "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "relaxed_host", **settings}
     models = [m.split(":")[-1] for m in out["models"]]
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -55,6 +64,8 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"funnel.window_eV {out['window_eV']!r}: give an energy window in eV between 0 and 5 (default 0.3)")
     if not (isinstance(out["random_starts"], int) and 0 <= out["random_starts"] <= 500):
         raise ValueError(f"funnel.random_starts {out['random_starts']!r}: give a whole number 0-500")
+    if out["dft_start"] not in DFT_STARTS:
+        raise ValueError(f"funnel.dft_start {out['dft_start']!r}: use one of {', '.join(DFT_STARTS)}")
     return out
 
 
@@ -237,12 +248,17 @@ def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, 
 @job
 def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host: Structure | dict, system: str,
                      ion: str, run_root: str, host_fragments: dict | None = None):
-    """DFT on the selected minima, from their MLIP geometries; then the NEB and the agreement document."""
+    """DFT on the selected minima, from the DFT-relaxed host with the ion at its MLIP position (or, with
+    dft_start: mlip, from the whole MLIP geometry); then the NEB and the agreement document."""
     host = host if isinstance(host, Structure) else Structure.from_dict(host)
     groups = {g["label"]: g for g in funnel_doc["groups"]}
+    start = check_funnel(maker.funnel)["dft_start"]
+    relaxed_host = Structure.from_dict(host_static["structure"])
     sites = []
     for name in funnel_doc["selected"]:
         st = Structure.from_dict(groups[name]["structure"])
+        if start == "relaxed_host":
+            st = ion_on_relaxed_host(st, relaxed_host)
         if "selective_dynamics" in host.site_properties:
             flags = list(host.site_properties["selective_dynamics"]) + [[True] * 3]
             st.add_site_property("selective_dynamics", flags)
