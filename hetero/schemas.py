@@ -77,6 +77,7 @@ class CalcResult(BaseModel):
     outputs: ElectronicOutputs | None = None
     cached: bool = False
     restarts: int = 0  # times the run was resumed from an interrupted state
+    cell_method: str | None = None  # a cell relaxation without stress says how the cell was found (E(V) fit)
     provenance: Provenance
 
 
@@ -117,6 +118,7 @@ class CalcDoc(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # role -> path (density, restart, log ...)
     outputs: ElectronicOutputs | None = None
     restarts: int = 0
+    cell_method: str | None = None  # how a cell was relaxed when not by stress (E(V) fit on GPAW LCAO)
     provenance: Provenance
 
 

@@ -230,3 +230,23 @@ def test_sevennet_runs_through_the_same_ase_path(tmp_path):
     final = Structure.from_dict(res.structure)
     assert np.allclose(final.cart_coords[:2], slab.cart_coords[:2])  # fixed atoms stayed
     assert res.forces_max_eV_A < 0.05 and np.isfinite(res.energy_eV)
+
+
+@pytest.mark.mlip
+def test_mlip_neb_with_several_moving_images(tmp_path):
+    """One MLIP calculator serves every moving image (ASE refuses a shared calculator unless told): a band of
+    3 moving images, as the interface presets ask for, runs and gives a barrier."""
+    from hetero.analysis.neb import barrier
+    from hetero.builders.images import interpolate_images
+    from hetero.builders.presets import get_preset
+    from hetero.builders.sites import find_sites, place_ion
+
+    slab, _ = get_preset("vn001_na", "fast")
+    sites = {s.label: s for s in find_sites(slab, "Na")}
+    eng = get_engine("mlip")
+    ends = [eng.relax(place_ion(slab, sites[name], "Na"), tmp_path / name) for name in ("top-N", "hollow")]
+    images = interpolate_images(*(Structure.from_dict(e.structure) for e in ends), 3)
+    res = eng.neb(images, [e.energy_eV for e in ends], tmp_path / "neb", neb={"neb_steps": 5})
+    assert res.n_images_moving == 3 and len(res.energies_eV) == 5
+    assert all(np.isfinite(res.energies_eV)) and len({round(e, 6) for e in res.energies_eV[1:-1]}) == 3
+    assert barrier([e - res.energies_eV[0] for e in res.energies_eV], res.spline_e_eV) >= 0

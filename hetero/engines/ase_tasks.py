@@ -86,10 +86,78 @@ def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = 
     }
 
 
+EOS_STRAINS = (-0.06, -0.04, -0.02, 0.0, 0.02, 0.04, 0.06)  # linear strains of the E(V) scan
+
+
+def relax_cell_by_eos(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = "BFGS",
+                      is_root: bool = True) -> dict[str, Any]:
+    """Cell relaxation for a calculator without stress (GPAW LCAO): energies at isotropically scaled cells
+    (positions relaxed at each when the cell has more than one atom), a Birch-Murnaghan fit, the scan
+    extended while the minimum sits at its edge, then the fitted volume with positions relaxed. Exact for
+    cubic cells (the alkali metals used as references); isotropic only, so a non-cubic cell keeps its shape,
+    which the result's method says. Each volume's energy is kept in eos.json, so a resumed task skips it."""
+    import json
+
+    from ase.eos import EquationOfState
+
+    path = folder / "eos.json"
+    done: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+    cell0 = atoms.cell.array.copy()
+    frac = atoms.get_scaled_positions()
+    n_steps = 0
+
+    def at_scale(x: float) -> Atoms:
+        nonlocal n_steps
+        a = atoms.copy()
+        a.calc = atoms.calc
+        a.set_cell(cell0 * x, scale_atoms=False)
+        a.set_scaled_positions(frac)
+        if len(a) > 1 and steps > 0:
+            opt = (FIRE if optimizer.upper() == "FIRE" else BFGS)(a, logfile=str(folder / "opt.log"))
+            opt.run(fmax=fmax, steps=steps)
+            n_steps += opt.nsteps
+        return a
+
+    strains = list(EOS_STRAINS)
+    for _ in range(4):  # at most 4 extensions of the scan (another +-8 % on the side of the minimum)
+        for eps in strains:
+            key = f"{eps:+.4f}"
+            if key not in done:
+                done[key] = float(at_scale(1 + eps).get_potential_energy())
+                if is_root:
+                    path.write_text(json.dumps(done, indent=1))
+        keys = sorted(done, key=float)
+        lowest = min(keys, key=done.get)
+        if lowest not in (keys[0], keys[-1]):
+            break
+        step = 0.02 if lowest == keys[-1] else -0.02
+        strains = [float(lowest) + step * i for i in (1, 2)]
+    keys = sorted(done, key=float)
+    volumes = [abs(np.linalg.det(cell0)) * (1 + float(k)) ** 3 for k in keys]
+    v0, _e0, bulk_modulus = EquationOfState(volumes, [done[k] for k in keys], eos="birchmurnaghan").fit()
+    final = at_scale((v0 / abs(np.linalg.det(cell0))) ** (1 / 3))
+    forces = final.get_forces()
+    atoms.set_cell(final.cell, scale_atoms=False)
+    atoms.positions = final.positions
+    return {
+        "energy_eV": float(final.get_potential_energy()),
+        "forces_max_eV_A": float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0,
+        "n_ionic_steps": n_steps,
+        "converged": True,
+        "restarts": 0,
+        "atoms": atoms_to_dict(atoms),
+        "cell_method": (f"E(V) Birch-Murnaghan fit over {len(keys)} isotropic volumes "
+                        f"(linear strain {float(keys[0]):+.2f}..{float(keys[-1]):+.2f}), B = {bulk_modulus * 160.2177:.1f} GPa"),
+        "files": {"eos": "eos.json"},
+    }
+
+
 def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, settings: dict[str, Any],
-        parallel: bool = False, world=None) -> dict[str, Any]:
+        parallel: bool = False, world=None, shared_calculator: bool = False) -> dict[str, Any]:
     """CI-NEB (ASE, improved tangent, FIRE) over images whose moving calculators are attached;
-    endpoints carry their given energies. Resumes from the last band in neb.traj."""
+    endpoints carry their given energies. Resumes from the last band in neb.traj.
+    ``shared_calculator``: one stateless calculator serves every moving image (an MLIP: loading a model
+    per image would cost memory for nothing); a DFT calculator keeps its wavefunctions, one per image."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.mep import NEB, NEBTools
 
@@ -103,7 +171,7 @@ def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, setti
         a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
     climb = bool(settings.get("neb_climb", True))
     neb_obj = NEB(images, climb=climb, k=settings.get("neb_spring", 0.1), method="improvedtangent",
-                  allow_shared_calculator=False, parallel=parallel, world=world if parallel else None)
+                  allow_shared_calculator=shared_calculator, parallel=parallel, world=world if parallel else None)
     opt = FIRE(neb_obj, logfile=str(folder / "neb.log"), trajectory=str(folder / "neb.traj"), append_trajectory=True)
     converged = bool(opt.run(fmax=settings.get("neb_fmax_eV_A", 0.1), steps=settings.get("neb_steps", 60)))
     if parallel:  # every rank gets every image's final energy and forces (broadcast by the NEB)

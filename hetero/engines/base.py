@@ -259,7 +259,8 @@ class Engine(ABC, MSONable):
             magmom_total=result.get("magmom_total"), structure=plain_structure_dict(final),
             files={k: str(folder / v) for k, v in result.get("files", {}).items()},
             outputs=ElectronicOutputs(**outputs) if outputs else None, cached=bool(result.get("cached")),
-            restarts=int(result.get("restarts", 0)), provenance=self._provenance(result, folder, task, res),
+            restarts=int(result.get("restarts", 0)), cell_method=result.get("cell_method"),
+            provenance=self._provenance(result, folder, task, res),
         )
 
     def _provenance(self, result: dict, folder: Path, task: dict, res: Resolved) -> Provenance:

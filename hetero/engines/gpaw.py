@@ -115,6 +115,9 @@ class GpawEngine(Engine):
         if kind == "relax":
             s.update(fmax_eV_A=float(v["fmax_eV_A"]), relax_steps=int(v["relax_steps"]),
                      optimizer=n.get("optimizer", "BFGS"), prerelax_mlip=n.get("prerelax_mlip"))
+            if options.get("cell") and s["mode"] == "lcao":
+                # GPAW's LCAO mode has no stress tensor: the cell comes from an E(V) fit instead (hetero.engines.ase_tasks)
+                s["cell_relax"] = "eos"
         if kind == "static":
             s.update(dos_kpts=v["dos_kpoints_mesh"], dos_width_eV=float(v["dos_width_eV"]),
                      write_gpw=bool(n.get("write_gpw", False)))

@@ -123,9 +123,14 @@ def run_relax(task: dict, folder: Path) -> dict:
         c, holder["dft"] = _make_gpaw(settings, str(folder / "gpaw-relax-retry.txt"), safe=True)
         return c
 
-    out = ase_tasks.relax(atoms, folder, settings.get("fmax_eV_A", 0.05), settings.get("relax_steps", 100),
-                          settings.get("optimizer", "BFGS"), cell=bool(task.get("cell")),
-                          retry=(KohnShamConvergenceError, safer))
+    if task.get("cell") and settings.get("cell_relax") == "eos":
+        out = ase_tasks.relax_cell_by_eos(atoms, folder, settings.get("fmax_eV_A", 0.05),
+                                          settings.get("relax_steps", 100), settings.get("optimizer", "BFGS"),
+                                          is_root=world.rank == 0)
+    else:
+        out = ase_tasks.relax(atoms, folder, settings.get("fmax_eV_A", 0.05), settings.get("relax_steps", 100),
+                              settings.get("optimizer", "BFGS"), cell=bool(task.get("cell")),
+                              retry=(KohnShamConvergenceError, safer))
     out["fermi_eV"] = float(holder["dft"].get_fermi_level())
     out["files"]["log"] = "gpaw-relax.txt"
     try:

@@ -112,7 +112,8 @@ class MlipEngine(Engine):
             images = [ase_tasks.atoms_from_dict(d, task.get("fixed")) for d in task["images"]]
             for a in images[1:-1]:
                 a.calc = calc
-            out = ase_tasks.neb(images, task["endpoint_energies_eV"], folder, settings, parallel=False, world=None)
+            out = ase_tasks.neb(images, task["endpoint_energies_eV"], folder, settings, parallel=False, world=None,
+                                shared_calculator=True)
         else:
             atoms = ase_tasks.atoms_from_dict(task["atoms"], task.get("fixed"))
             atoms.calc = calc
