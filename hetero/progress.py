@@ -132,6 +132,9 @@ class JobProgress(logging.Handler):
             elif m := JOB_FINISH.match(msg):
                 self._finished(m["uuid"], m["name"])
             elif " failed with exception:" in msg:
+                if self.log_path is not None:  # the traceback the failed line points to (appended: fd 2 shares the file)
+                    with open(self.log_path, "a") as log:
+                        log.write(msg + "\n")
                 self._failed(msg.partition(" failed with exception:")[0])
         except Exception:  # noqa: BLE001 - progress display must never stop a run
             self.handleError(record)

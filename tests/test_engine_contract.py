@@ -211,6 +211,8 @@ def test_failed_jobs_make_the_run_fail_and_name_them(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", str(camp_file), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 1, result.output
     assert "static Na atom" in result.output and "skipped" in result.output
+    log = next((tmp_path / "runs").glob("*/run.log")).read_text()  # where the failed line says the traceback is
+    assert "Traceback" in log and "RuntimeError: simulated crash in static" in log
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["run", str(camp_file), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output

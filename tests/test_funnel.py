@@ -143,3 +143,24 @@ def test_funnel_campaign_end_to_end(tmp_path):
     again = [d for d in docs if d.get("doc_type") == "funnel"][-1]
     assert again["n_reused"] == 8 and again["candidates_per_minute"] is None
     assert again["selected"] == funnel["selected"]
+
+
+def test_agreement_with_a_minimum_only_the_second_model_found():
+    """The union selection can keep a group only SevenNet-0 reached (seen on VS2 + Li): the agreement document
+    compares the first model on the groups it has, and does not fail on the others."""
+    from hetero.flows.funnel import funnel_agreement_job
+
+    groups = [
+        {"label": "top-V", "e_min_eV": {"mlip:chgnet": -10.0, "mlip:sevennet": -11.0},
+         "e_ads_bulk_eV": {"mlip:chgnet": -0.5, "mlip:sevennet": -0.6}},
+        {"label": "hollow", "e_min_eV": {"mlip:chgnet": -9.9, "mlip:sevennet": -11.1},
+         "e_ads_bulk_eV": {"mlip:chgnet": -0.4, "mlip:sevennet": -0.7}},
+        {"label": "other-1", "e_min_eV": {"mlip:sevennet": -11.05}, "e_ads_bulk_eV": {"mlip:sevennet": -0.65}},
+    ]
+    doc = {"system": "S", "ion": "Li", "models": ["mlip:chgnet", "mlip:sevennet"], "groups": groups,
+           "selected": ["top-V", "hollow", "other-1"]}
+    ads = [{"site": s, "e_ads_bulk_eV": e, "e_total_eV": e - 20} for s, e in
+           (("top-V", -0.30), ("hollow", -0.35), ("other-1", -0.40))]
+    agree = funnel_agreement_job.original(doc, ads)
+    assert agree["mlip_best"] == "top-V" and agree["dft_best"] == "other-1" and not agree["best_agrees"]
+    assert agree["mlip_e_ads_bulk_eV"] == [-0.5, -0.4, None] and agree["spearman"] is None  # 2 comparable sites

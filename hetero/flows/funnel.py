@@ -91,8 +91,9 @@ class _Progress:
 @_plain
 def mlip_screen_job(
     host: Structure | dict, ion: str, sites: list[dict], system: str, run_root: str, funnel: dict[str, Any],
-    ion_bulk: Structure | dict | None = None, neb_settings: dict | None = None,
+    ion_bulk: Structure | dict | None = None, neb_settings: dict | None = None, with_hops: bool = True,
 ) -> FunnelDoc:
+    """``with_hops``: also run the MLIP CI-NEB between the selected minima (only when the campaign has a NEB step)."""
     from hetero.engines import get_engine
 
     host = host if isinstance(host, Structure) else Structure.from_dict(host)
@@ -165,7 +166,7 @@ def mlip_screen_job(
         groups[name].selected = True
     sd = host.site_properties.get("selective_dynamics")
     fixed = [i for i, f in enumerate(sd) if not any(f)] if sd else []
-    hops = _mlip_hops(groups, selected, first, cfg, system, run_root, neb_settings or {}, fixed)
+    hops = _mlip_hops(groups, selected, first, cfg, system, run_root, neb_settings or {}, fixed) if with_hops else []
     wall = time.time() - t0
     return FunnelDoc(
         system=system, ion=ion, models=list(e_host), window_eV=cfg["window_eV"], selection_rule=rule,
@@ -228,8 +229,8 @@ def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, 
     n_images = int(neb_settings.get("neb_images", eng.neutral["neb_images"]))
     hops = []
     for other in selected:
-        if other == best:
-            continue
+        if other == best or model not in groups[other].e_min_eV:
+            continue  # a minimum only the other model found: its DFT CI-NEB starts from an interpolated path
         s1 = align_to(s0, Structure.from_dict(groups[other].structure))
         if _ion_distance(s0, s1) < 0.5:
             continue
@@ -284,7 +285,7 @@ def funnel_agreement_job(funnel_doc: dict, ads_docs: list[dict]) -> FunnelAgreem
     ref = [dft[s] for s in sites]
     both = [(m, d) for m, d in zip(mlip, ref) if m is not None and d is not None]
     rho = float(spearmanr(*zip(*both)).statistic) if len(both) >= 3 else None
-    e_mlip = {s: groups[s]["e_min_eV"][model] for s in sites}
+    e_mlip = {s: groups[s]["e_min_eV"][model] for s in sites if model in groups[s]["e_min_eV"]}
     e_dft = {d["site"]: d["e_total_eV"] for d in ads_docs if d and d["site"] in sites}
     mlip_best = min(e_mlip, key=e_mlip.get)
     dft_best = min(e_dft, key=e_dft.get)
