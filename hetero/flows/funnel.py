@@ -24,6 +24,7 @@ from hetero.builders.candidates import (
     ion_candidates,
     ion_on_relaxed_host,
     merge_flat_basins,
+    on_frozen_host,
     select_for_dft,
 )
 from hetero.builders.images import align_to, interpolate_images
@@ -40,7 +41,11 @@ from hetero.schemas import (
     plain_structure_dict,
 )
 
-FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start"}
+FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start",
+               "mlip_relax"}
+# what the MLIP stage relaxes: the ion alone on the model's relaxed host ("ion"), the ion with the host's free
+# atoms ("all"), or the ion alone on surfaces and everything for ions in a van der Waals gap ("auto")
+MLIP_RELAX = ("auto", "ion", "all")
 # where a selected minimum's DFT relaxation starts: the DFT-relaxed host with the ion at its MLIP position
 # ("relaxed_host"), or the whole MLIP geometry ("mlip")
 DFT_STARTS = ("relaxed_host", "mlip")
@@ -54,7 +59,8 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
     if bad:
         raise ValueError(f"unknown funnel keys {sorted(bad)}; valid: {', '.join(sorted(FUNNEL_KEYS))}")
     out = {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 8, "seed": 0, "always": [],
-           "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "relaxed_host", **settings}
+           "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "relaxed_host", "mlip_relax": "auto",
+           **settings}
     models = [m.split(":")[-1] for m in out["models"]]
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -64,6 +70,8 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"funnel.window_eV {out['window_eV']!r}: give an energy window in eV between 0 and 5 (default 0.3)")
     if not (isinstance(out["random_starts"], int) and 0 <= out["random_starts"] <= 500):
         raise ValueError(f"funnel.random_starts {out['random_starts']!r}: give a whole number 0-500")
+    if out["mlip_relax"] not in MLIP_RELAX:
+        raise ValueError(f"funnel.mlip_relax {out['mlip_relax']!r}: use one of {', '.join(MLIP_RELAX)}")
     if out["dft_start"] not in DFT_STARTS:
         raise ValueError(f"funnel.dft_start {out['dft_start']!r}: use one of {', '.join(DFT_STARTS)}")
     return out
@@ -111,13 +119,15 @@ def mlip_screen_job(
     for model in cfg["models"]:
         eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
         label = eng.label
-        e_host[label] = eng.relax(host, _base_dir(run_root, system, f"funnel-{model}-host"), host_facts).energy_eV
+        host_res = eng.relax(host, _base_dir(run_root, system, f"funnel-{model}-host"), host_facts)
+        e_host[label] = host_res.energy_eV
+        starts = mlip_starts(cands, Structure.from_dict(host_res.structure), cfg["mlip_relax"])
         if ion_bulk is not None:
             bulk = ion_bulk if isinstance(ion_bulk, Structure) else Structure.from_dict(ion_bulk)
             r = eng.relax(bulk, _base_dir(run_root, f"{ion}-bulk", f"funnel-{model}"), ModelFacts(kind="bulk"), cell=True)
             mu_bulk[label] = r.energy_eV / len(bulk)
         folders = [_base_dir(run_root, system, f"funnel-{model}-{c['id']}") for c in cands]
-        results = _relax_all(eng, [c["structure"] for c in cands], folders, progress.tick)
+        results = _relax_all(eng, starts, folders, progress.tick)
         n_reused += sum(1 for r in results if r.cached)
         for c, res in zip(cands, results):
             final = Structure.from_dict(res.structure)
@@ -175,6 +185,14 @@ def mlip_screen_job(
         candidates_per_minute=None if n_reused else total / max(wall, 1e-9) * 60, n_reused=n_reused,
         provenance=Provenance(engine=first, settings={**cfg, "n_random": cfg["random_starts"]}),
     )
+
+
+def mlip_starts(cands: list[dict], relaxed_host: Structure, mode: str) -> list[Structure]:
+    """The structures the MLIP stage relaxes, by the funnel's mlip_relax mode (see MLIP_RELAX)."""
+    if mode == "all":
+        return [c["structure"] for c in cands]
+    return [c["structure"] if mode == "auto" and c["in_gap"] else on_frozen_host(relaxed_host, c["structure"])
+            for c in cands]
 
 
 def _relax_one(args):
