@@ -63,8 +63,8 @@ def test_selection_window_union_and_never_top1_alone():
     assert "C" in sel
 
 
-def test_dft_start_is_the_relaxed_host_with_the_ion_carried_by_its_neighbours(vn):
-    """The DFT stage starts from the DFT host, not the MLIP one; the ion keeps its bonds to the atoms
+def test_relaxed_host_start_carries_the_ion_with_its_neighbours(vn):
+    """dft_start: relaxed_host: the DFT host, not the MLIP one, and the ion keeps its bonds to the atoms
     it sat on, even when those atoms are wrapped across the cell edge in one of the two geometries."""
     slab, sites = vn
     hollow = next(s for s in sites if s.label == "hollow")

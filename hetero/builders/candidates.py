@@ -150,8 +150,8 @@ def ion_on_relaxed_host(mlip_final: Structure, relaxed_host: Structure, shell_A:
     """The DFT stage's start for one selected minimum: the DFT-relaxed host with the ion (last site) at its
     MLIP position, carried along with its MLIP neighbours (shifted by their mean displacement between the
     MLIP geometry and the DFT host), so its bonds keep the MLIP lengths while the host is already PBE's.
-    Starting from the whole MLIP geometry instead made DFT re-relax the surface the MLIP got wrong
-    (examples/na_vn001_funnel: 23-28 force calls per site vs 14-25 from the builder's geometry)."""
+    Tried because whole MLIP geometries took 23-28 DFT force calls per site (examples/na_vn001_funnel); on
+    Na@top-N this start took 27 (555 SCF iterations vs 451), so it is an option, not the default."""
     if len(mlip_final) != len(relaxed_host) + 1:
         raise ValueError(f"MLIP structure has {len(mlip_final)} sites, relaxed host {len(relaxed_host)}: "
                          "expected the host's sites plus the ion, last")
