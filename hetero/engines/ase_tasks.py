@@ -103,6 +103,7 @@ def relax_cell_by_eos(atoms: Atoms, folder: Path, fmax: float, steps: int, optim
     path = folder / "eos.json"
     done: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
     cell0 = atoms.cell.array.copy()
+    v_start = atoms.get_volume()
     frac = atoms.get_scaled_positions()
     n_steps = 0
 
@@ -133,9 +134,9 @@ def relax_cell_by_eos(atoms: Atoms, folder: Path, fmax: float, steps: int, optim
         step = 0.02 if lowest == keys[-1] else -0.02
         strains = [float(lowest) + step * i for i in (1, 2)]
     keys = sorted(done, key=float)
-    volumes = [abs(np.linalg.det(cell0)) * (1 + float(k)) ** 3 for k in keys]
+    volumes = [v_start * (1 + float(k)) ** 3 for k in keys]
     v0, _e0, bulk_modulus = EquationOfState(volumes, [done[k] for k in keys], eos="birchmurnaghan").fit()
-    final = at_scale((v0 / abs(np.linalg.det(cell0))) ** (1 / 3))
+    final = at_scale((v0 / v_start) ** (1 / 3))
     forces = final.get_forces()
     atoms.set_cell(final.cell, scale_atoms=False)
     atoms.positions = final.positions
