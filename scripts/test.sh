@@ -11,7 +11,7 @@ if [ "$(id -u)" -eq 0 ] && ! bash scripts/slurm_local.sh status >/dev/null 2>&1;
   else echo "scripts/slurm_local.sh start failed: the Slurm tests will fail"; fi
 fi
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"
 rc=$?
 set -e
 # pytest exit 5 = no tests collected: that is a broken suite here, not a pass
