@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Structure
 
@@ -77,6 +78,57 @@ def _atomic_write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+# Recognising a task folder whose input differs only by floating-point noise (Engine.task_folder)
+SAME_INPUT_TOL_A = 1e-4
+# folders written before task.json kept the input next to an MLIP-pre-relaxed start ("input_atoms") hold only
+# the pre-relaxed positions: matched more loosely, and only when exactly one folder of that kind matches
+LEGACY_PRERELAXED_TOL_A = 0.5
+_GEOMETRY_KEYS = ("atoms", "input_atoms", "images", "prerelaxed_with")
+
+
+def _max_displacement_A(a: dict, b: dict) -> float:
+    """Largest minimum-image displacement between two atoms dicts (inf when species, cell or pbc differ)."""
+    if a["symbols"] != b["symbols"] or list(a.get("pbc", [])) != list(b.get("pbc", [])):
+        return float("inf")
+    cell_a, cell_b = np.asarray(a["cell"], float), np.asarray(b["cell"], float)
+    if cell_a.shape != cell_b.shape or not np.allclose(cell_a, cell_b, atol=1e-5):
+        return float("inf")
+    inv = np.linalg.inv(cell_a)
+    d = (np.asarray(a["positions"], float) - np.asarray(b["positions"], float)) @ inv
+    d -= np.round(d)
+    return float(np.linalg.norm(d @ cell_a, axis=1).max()) if len(d) else 0.0
+
+
+def _task_inputs(task: dict) -> list[dict]:
+    return task["images"] if "images" in task else [task.get("input_atoms") or task["atoms"]]
+
+
+def same_task_folder(task: dict, base_dir: Path) -> Path | None:
+    """A folder in ``base_dir`` holding this task up to floating-point noise in its geometry, else None."""
+    if not base_dir.is_dir():
+        return None
+    rest = json.dumps({k: v for k, v in task.items() if k not in _GEOMETRY_KEYS}, sort_keys=True, default=str)
+    close, legacy = [], []
+    for path in sorted(base_dir.glob(f"{task['kind']}-*/task.json")):
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if json.dumps({k: v for k, v in other.items() if k not in _GEOMETRY_KEYS}, sort_keys=True, default=str) != rest:
+            continue
+        mine, theirs = _task_inputs(task), _task_inputs(other)
+        if len(mine) != len(theirs):
+            continue
+        worst = max(_max_displacement_A(a, b) for a, b in zip(mine, theirs))
+        if worst < SAME_INPUT_TOL_A:
+            close.append(path.parent)
+        elif "prerelaxed_with" in other and "input_atoms" not in other and worst < LEGACY_PRERELAXED_TOL_A:
+            legacy.append(path.parent)
+    if close:
+        return close[0]
+    return legacy[0] if len(legacy) == 1 else None
 
 
 def atoms_dict(structure: Structure) -> dict[str, Any]:
@@ -273,7 +325,13 @@ class Engine(ABC, MSONable):
         )
 
     def task_folder(self, task: dict, base_dir: str | Path) -> Path:
-        return Path(base_dir) / f"{task['kind']}-{settings_hash(task)}"
+        """``<kind>-<hash of the task>``; failing that, a folder of the same task whose input differs only by
+        floating-point noise (a builder run on another machine moves atoms by ~1e-8 A, which changes the hash
+        and would otherwise recompute an exported or resumed campaign from its first task)."""
+        exact = Path(base_dir) / f"{task['kind']}-{settings_hash(task)}"
+        if exact.exists():
+            return exact
+        return same_task_folder(task, Path(base_dir)) or exact
 
     def _cached_or_run(self, task: dict, base_dir: str | Path, structure: Structure) -> tuple[Path, dict]:
         folder = self.task_folder(task, base_dir)

@@ -168,7 +168,8 @@ class GpawEngine(Engine):
             t0 = time.time()
             start = prerelax(structure, model=mlip)
             prerelax_s = time.time() - t0
-            run_task = dict(task, atoms={**task["atoms"], "positions": start.cart_coords.tolist()}, prerelaxed_with=mlip)
+            run_task = dict(task, atoms={**task["atoms"], "positions": start.cart_coords.tolist()}, prerelaxed_with=mlip,
+                            input_atoms=task["atoms"])
             (folder / "task.json").write_text(json.dumps(run_task))
         result = self._launch(folder)
         if prerelax_s is not None:  # the MLIP's load (first use in this process) and relaxation, outside GPAW
