@@ -1,5 +1,5 @@
-"""The shared ASE relaxation (hetero.engines.ase_tasks.relax) on EMT: a resumed BFGS keeps its Hessian, and a
-starting Hessian is used. EMT stands in for GPAW/MLIP here: the optimizer logic is the same."""
+"""The shared ASE relaxation (hetero.engines.ase_tasks.relax) on EMT: a resumed BFGS keeps its Hessian. EMT
+stands in for GPAW/MLIP here: the optimizer logic is the same."""
 
 from __future__ import annotations
 
@@ -38,38 +38,6 @@ def test_resumed_bfgs_replays_its_trajectory(tmp_path):
     assert max(np.abs(a - b).max() for a, b in zip(path_whole, path_parts)) < 1e-8
 
 
-def test_initial_hessian_is_used(tmp_path):
-    """The true Hessian (finite differences) as H0 converges in fewer steps than ASE's 70 I."""
-    atoms = _cu_adatom()
-    hessian = _finite_difference_hessian(atoms)
-    plain = ase_tasks.relax(_cu_adatom(), _mk(tmp_path / "plain"), fmax=0.01, steps=200)
-    seeded = ase_tasks.relax(_cu_adatom(), _mk(tmp_path / "seeded"), fmax=0.01, steps=200, initial_hessian=hessian)
-    assert plain["converged"] and seeded["converged"]
-    assert seeded["n_ionic_steps"] < plain["n_ionic_steps"]
-    assert abs(seeded["energy_eV"] - plain["energy_eV"]) < 2e-3
-
-
 def _mk(path):
     path.mkdir(parents=True)
     return path
-
-
-def _finite_difference_hessian(atoms, dx=0.005):
-    a = atoms.copy()
-    a.calc = EMT()
-    fixed = set(a.constraints[0].index)
-    n = 3 * len(a)
-    h = np.eye(n) * 70.0
-    free = [3 * i + k for i in range(len(a)) if i not in fixed for k in range(3)]
-    p0 = a.positions.copy()
-    block = np.zeros((len(free), len(free)))
-    for col, dof in enumerate(free):
-        f = []
-        for sign in (1, -1):
-            a.positions = p0.copy()
-            a.positions[dof // 3, dof % 3] += sign * dx
-            f.append(a.get_forces(apply_constraint=False).ravel()[free])
-        block[:, col] = -(f[0] - f[1]) / (2 * dx)
-    block = 0.5 * (block + block.T)
-    h[np.ix_(free, free)] = block
-    return h

@@ -53,11 +53,9 @@ def _all_frames(path: Path) -> list[Atoms]:
 
 
 def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = "BFGS", cell: bool = False,
-          retry: tuple[type[Exception], Callable[[], Any]] | None = None,
-          initial_hessian: np.ndarray | None = None) -> dict[str, Any]:
+          retry: tuple[type[Exception], Callable[[], Any]] | None = None) -> dict[str, Any]:
     """Relax ``atoms`` (calculator attached); ``retry``: (exception, new calculator) for one more try
-    from the current geometry; ``initial_hessian`` (3N x 3N, eV/A^2): BFGS's starting Hessian instead of
-    ASE's 70 I. Returns energy, forces, steps, convergence and the final atoms."""
+    from the current geometry. Returns energy, forces, steps, convergence and the final atoms."""
     traj_path = folder / "relax.traj"
     restarts = 0
     last = _last_frames(traj_path, 1)
@@ -75,8 +73,6 @@ def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = 
     done_frames = _all_frames(traj_path) if last and not cell else []
     traj = Trajectory(str(traj_path), "a", atoms)
     opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj)
-    if initial_hessian is not None and isinstance(opt, BFGS):
-        opt.H0 = np.asarray(initial_hessian, dtype=float)
     if done_frames and isinstance(opt, BFGS):
         # a resumed BFGS rebuilds its Hessian from the frames already computed instead of restarting from
         # H0 (ASE's replay; frames carry their constraints, so fixed atoms' forces are zero as in the run)
