@@ -53,6 +53,21 @@ MLIP_RELAX = ("auto", "ion", "all")
 DFT_STARTS = ("mlip", "relaxed_host")
 
 
+REPRESENTATIVE_TIE_eV = 1e-3
+
+
+def group_representative(records: list[FunnelCandidate], group: str, first_model: str) -> tuple[str, str]:
+    """(model, candidate id) of a group's DFT start: the first start (sites before random ones) within
+    REPRESENTATIVE_TIE_eV of the group's minimum, on the first model that found the group. Equivalent minima
+    differ by noise (0.3 meV on VS2 + Li; 0.1 meV between two runs of one start), so a strict minimum flips
+    between symmetry-equivalent positions from run to run, and a resumed campaign would recompute its DFT."""
+    members = [r for r in records if r.group == group]
+    model = first_model if any(r.model == first_model for r in members) else members[0].model
+    e_min = min(r.energy_eV for r in members if r.model == model)
+    rep = next(r for r in members if r.model == model and r.energy_eV <= e_min + REPRESENTATIVE_TIE_eV)
+    return model, rep.id
+
+
 def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
     """Defaults and checks of a campaign's funnel block (errors name the key and the fix)."""
     from hetero.engines.mlip import MODELS
@@ -158,10 +173,9 @@ def mlip_screen_job(
             g = groups[r.group] = FunnelGroup(label=r.group, members=[], e_min_eV={}, structure={})
         if r.id not in g.members:
             g.members.append(r.id)
-        if r.energy_eV < g.e_min_eV.get(r.model, np.inf):
-            g.e_min_eV[r.model] = r.energy_eV
-            if r.model == first or not g.structure:
-                g.structure = plain_structure_dict(finals[(r.model, r.id)])
+        g.e_min_eV[r.model] = min(r.energy_eV, g.e_min_eV.get(r.model, np.inf))
+    for g in groups.values():
+        g.structure = plain_structure_dict(finals[group_representative(records, g.label, first)])
     for label in e_host:
         ranked = sorted((g.e_min_eV[label], g.label) for g in groups.values() if label in g.e_min_eV)
         for i, (_e, name) in enumerate(ranked, start=1):
