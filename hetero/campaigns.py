@@ -83,11 +83,18 @@ class Campaign(BaseModel, extra="forbid"):
     # screening funnel: {models: [chgnet, sevennet], window_eV: 0.3, random_starts: 8, always: [site labels]}:
     # every site and random start ranked on the MLIPs, DFT only on the distinct best (hetero.flows.funnel)
     funnel: dict[str, Any] | None = None
+    # where the geometries come from: "engine" (default: every relaxation on the campaign's engine) or an MLIP
+    # ("mlip:chgnet", "mlip:sevennet"): host, site and bulk-metal relaxations on the MLIP, every static, DOS,
+    # Bader, CDD and E_ads on the campaign engine at those geometries, labelled <engine>//<mlip> in the table
+    # (AdsorbML's "ML + SP"; the ~10x cheaper first look at a large interface, never called DFT-relaxed)
+    geometry: str = "engine"
     published: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
 
 
 NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
+MLIP_MODELS = ("chgnet", "sevennet")
+GEOMETRY_ENGINE_ONLY_STEPS = {"neb", "coverage"}
 REFERENCES = ("bulk", "atom")
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
 
@@ -166,6 +173,11 @@ def _check_campaign_values(camp: Campaign, path: Path) -> None:
     if sep is not None and (not isinstance(sep, (int, float)) or sep <= 0):
         raise CampaignError(f"{path}: coverage.min_separation_A = {sep!r}: give a positive distance in A, or leave it "
                             "out for the ion's own default")
+    if camp.geometry != "engine":
+        base, _, model = camp.geometry.partition(":")
+        if base != "mlip" or model not in ("", *MLIP_MODELS):
+            raise CampaignError(f"{path}: geometry {camp.geometry!r}: give engine (relax on the campaign's engine) or "
+                                f"one of {', '.join('mlip:' + m for m in MLIP_MODELS)}")
     m = camp.model
     if m.extra_vacuum_A < 0:
         raise CampaignError(f"{path}: model.extra_vacuum_A = {m.extra_vacuum_A}: vacuum cannot be negative; use 0 "
@@ -304,9 +316,11 @@ def build_sites(camp: Campaign, slab, fragments: dict[str, list[int]] | None = N
 
 
 def run_folder(camp: Campaign, preset: str, runs_dir: str | Path = "runs") -> Path:
-    """<runs>/<campaign>-<preset>, with the engine in the name when it is not GPAW (one store per engine)."""
+    """<runs>/<campaign>-<preset>, with the engine in the name when it is not GPAW (one store per engine), and
+    the geometry source when it is not the engine (a DFT//MLIP run never shares a store with DFT relaxations)."""
     engine = "" if camp.engine == "gpaw" else camp.engine.replace(":", "-") + "-"
-    return Path(runs_dir) / f"{camp.name}-{engine}{preset}"
+    geometry = "" if camp.geometry == "engine" else "-geometry-" + camp.geometry.replace(":", "-")
+    return Path(runs_dir) / f"{camp.name}-{engine}{preset}{geometry}"
 
 
 def model_facts(record, slab) -> "ModelFacts":
@@ -349,8 +363,18 @@ def runnable_steps(camp: Campaign, engine) -> tuple[list[str], dict[str, str]]:
 def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
     from hetero.structures import load_structure
 
+    from hetero.engines import get_engine
+
     engine = campaign_engine(camp, preset)
     steps, _ = runnable_steps(camp, engine)
+    geometry_engine = None
+    if camp.geometry != "engine" and engine.name != "mlip":
+        blocked = sorted(set(steps) & GEOMETRY_ENGINE_ONLY_STEPS)
+        if blocked:
+            raise CampaignError(f"geometry {camp.geometry} with steps {blocked}: these relax on the campaign engine along "
+                                "the way (a CI-NEB moves its images, a coverage series relaxes each ion count); drop "
+                                "them, or use geometry: engine (the funnel's MLIP NEB gives a labelled MLIP barrier)")
+        geometry_engine = get_engine(camp.geometry)
     size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
     slab, record = build_host(camp, size)
     sites = build_sites(camp, slab, record.fragments)
@@ -376,6 +400,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
         engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
         funnel=dict(camp.funnel or {}),
+        geometry_engine=geometry_engine,
     )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
@@ -403,7 +428,8 @@ def open_store(path: Path, read_only: bool = False):
 
 
 def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs",
-                     size: str | None = None, add_steps=(), engine: str | None = None, write: bool = True):
+                     size: str | None = None, add_steps=(), engine: str | None = None, write: bool = True,
+                     geometry: str | None = None):
     """Everything before running, shared by `hetero run`, `hetero submit` and the dry run: the campaign
     (checked), the engine, the run folder, the Flow and the model records; writes models.json and
     campaign.json (engine used, steps run, steps the engine cannot run and why)."""
@@ -414,6 +440,9 @@ def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str 
     camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
     if engine:
         camp.engine = engine
+    if geometry:
+        camp.geometry = geometry
+        _check_campaign_values(camp, Path(path))
     preset = preset or camp.preset
     if not SLUG.match(str(preset)):
         raise CampaignError(f"preset {preset!r}: give a preset name from configs/<engine>/ (e.g. fast), not a path")
@@ -474,11 +503,13 @@ class _FailedJobs(logging.Handler):
 def run_campaign(
     path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
     add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None, progress: bool = False, wait: bool = False,
+    geometry: str | None = None,
 ) -> Path:
     """Build the models, run the flow locally (cached steps are skipped) and write the store.
 
     `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign);
-    `engine` runs the campaign on another engine (its own run folder). Raises RunFailed, after writing
+    `engine` runs the campaign on another engine (its own run folder); `geometry` ("mlip:chgnet") relaxes on that
+    MLIP and computes everything else on the engine (its own run folder). Raises RunFailed, after writing
     the store and run_summary.json, when any job failed or was skipped.
 
     Bad input raises before anything is written (CampaignError, SettingsError, EngineSetupError, ...).
@@ -492,7 +523,7 @@ def run_campaign(
     from hetero.preflight import check_engine_setup
 
     camp, preset, eng, root, flow, models = prepare_campaign(path, preset, runs_dir, size, add_steps, engine,
-                                                             write=False)
+                                                             write=False, geometry=geometry)
     check_engine_setup(eng, _elements(models, camp.ion))  # bad set-up: an error before anything is written
     with RunLock(root, wait=wait) as lock:
         if lock.taken_over:

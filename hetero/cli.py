@@ -69,6 +69,8 @@ def run(
     campaign: Path = typer.Argument(..., help="campaign file, e.g. workflows/na_vn001.yaml"),
     preset: str = typer.Option(None, help="compute preset (configs/<engine>/*.yaml): fast | standard | ..."),
     engine: str = typer.Option(None, help="run on another engine than the campaign's: gpaw | vasp | mlip | mlip:sevennet"),
+    geometry: str = typer.Option(None, help="relax on an MLIP (mlip:chgnet | mlip:sevennet), everything else on the "
+                                 "engine: a cheap DFT//MLIP first look, labelled so in the table (own run folder)"),
     runs_dir: Path = typer.Option(Path("runs"), help="where run folders and the store live"),
     size: str = typer.Option(None, help="model size from the builder preset: fast | standard"),
     cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
@@ -121,7 +123,7 @@ def run(
     warnings.filterwarnings("ignore", message="The default method has changed", category=UserWarning)
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
-                            engine=engine, progress=True, wait=wait)
+                            engine=engine, progress=True, wait=wait, geometry=geometry)
     except bad_input_errors() as exc:
         fail(exc)
     except RunFailed as exc:

@@ -217,8 +217,8 @@ def campaign_html(run: RunData) -> str:
     if not c:
         return '<p class="note">No campaign.json in the run folder.</p>'
     rows = [[k, json.dumps(c.get(k), default=str) if isinstance(c.get(k), (dict, list)) else c.get(k)]
-            for k in ("name", "title", "study", "ion", "engine", "preset_used", "model", "sites", "steps", "references",
-                      "overrides", "notes") if k in c]
+            for k in ("name", "title", "study", "ion", "engine", "geometry", "preset_used", "model", "sites", "steps",
+                      "references", "overrides", "notes") if k in c]
     host = (run.models or {}).get("host") or {}
     if host:
         rows.append(["host model", f"{host.get('system', '')}: {host.get('kind', '')}, {host.get('n_atoms', '')} atoms, "

@@ -34,6 +34,7 @@ def settings_hash(settings: dict[str, Any]) -> str:
 
 class Provenance(BaseModel):
     engine: str  # gpaw | vasp | mlip:<model>: an MLIP result is never passed off as DFT
+    geometry_engine: str = ""  # set when another engine relaxed the geometry (an MLIP): "<engine>//<this>"
     engine_version: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)  # the engine's own input, as hashed
     settings_hash: str = ""

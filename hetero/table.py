@@ -60,6 +60,12 @@ def _prov(d: dict) -> dict:
     return d.get("provenance") or {}
 
 
+def _engine_label(p: dict) -> str | None:
+    """The engine of a result; energy//geometry ("gpaw//mlip:chgnet") when another engine relaxed it."""
+    engine = p.get("engine")
+    return f"{engine}//{p['geometry_engine']}" if engine and p.get("geometry_engine") else engine
+
+
 def _num(x: Any) -> float | None:
     try:
         f = float(x)
@@ -167,7 +173,7 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
             p = _prov(host)
             settings = p.get("settings") or {}
             r.update(energy_eV=_num(host.get("energy_eV")), fermi_eV=_num(host.get("fermi_eV")),
-                     n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=p.get("engine"),
+                     n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=_engine_label(p),
                      preset=settings.get("preset") or settings.get("name") or job.metadata.get("preset"),
                      settings_hash=p.get("settings_hash"), run_dir=p.get("run_dir"), job_uuid=job.uuid)
             if not host.get("converged", True):
@@ -228,7 +234,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
                           height_A=_num(ads.get("height_A")), job_uuid=job.uuid or base.get("job_uuid"),
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
-                          engine=_prov(ads).get("engine") or base.get("engine"),
+                          engine=_engine_label(_prov(ads)) or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
             common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")))

@@ -81,6 +81,15 @@ class AdsorptionFlowMaker(Maker):
     coverage_settings: dict = field(default_factory=dict)
     # screening funnel (hetero.flows.funnel): MLIP-rank every site + random starts, DFT on the distinct best
     funnel: dict = field(default_factory=dict)
+    # geometries from another engine (an MLIP): every relaxation runs there, statics and analyses on `engine`
+    geometry_engine: Engine | None = None
+
+    def _relax_maker(self, facts: dict, cell: bool = False) -> RelaxMaker:
+        return RelaxMaker(engine=self.geometry_engine or self.engine, facts=facts, cell=cell)
+
+    def _static_maker(self, facts: dict, outputs: tuple[str, ...]) -> StaticMaker:
+        geometry = self.geometry_engine.label if self.geometry_engine is not None else ""
+        return StaticMaker(engine=self.engine, facts=facts, outputs=outputs, geometry_engine=geometry)
 
     def make(
         self,
@@ -103,8 +112,8 @@ class AdsorptionFlowMaker(Maker):
         # every energy of one E_ads uses the same functional: dispersion is decided once, from the host
         facts = ModelFacts(**self.facts)
         jobs = []
-        relax = RelaxMaker(engine=self.engine, facts=facts.model_dump())
-        static = StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=self._static_outputs())
+        relax = self._relax_maker(facts.model_dump())
+        static = self._static_maker(facts.model_dump(), self._static_outputs())
 
         host_relax = relax.make(host, system, "host", run_root)
         host_relax.name = "relax host"
@@ -117,9 +126,9 @@ class AdsorptionFlowMaker(Maker):
         if "bulk" in self.references and ion_bulk is not None:
             # the metal relaxed (cell and positions) with the campaign's settings, then a static run
             bulk_facts = facts.derive(kind="bulk", asymmetric=False).model_dump()
-            bulk_relax = RelaxMaker(engine=self.engine, facts=bulk_facts, cell=True).make(ion_bulk, f"{ion}-bulk", "reference", run_root)
+            bulk_relax = self._relax_maker(bulk_facts, cell=True).make(ion_bulk, f"{ion}-bulk", "reference", run_root)
             bulk_relax.name = f"relax {ion} bulk metal (cell)"
-            bulk_static = StaticMaker(engine=self.engine, facts=bulk_facts, outputs=()).make(
+            bulk_static = self._static_maker(bulk_facts, ()).make(
                 bulk_relax.output.structure, f"{ion}-bulk", "reference", run_root)
             bulk_static.name = f"static {ion} bulk metal"
             mu_bulk = reference_energy_job(bulk_static.output, len(ion_bulk))
@@ -161,10 +170,8 @@ class AdsorptionFlowMaker(Maker):
         site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
         outputs = self._static_outputs()
         makers = {
-            True: (RelaxMaker(engine=self.engine, facts=site_facts.model_dump()),
-                   StaticMaker(engine=self.engine, facts=site_facts.model_dump(), outputs=outputs)),
-            False: (RelaxMaker(engine=self.engine, facts=facts.model_dump()),
-                    StaticMaker(engine=self.engine, facts=facts.model_dump(), outputs=outputs)),
+            True: (self._relax_maker(site_facts.model_dump()), self._static_maker(site_facts.model_dump(), outputs)),
+            False: (self._relax_maker(facts.model_dump()), self._static_maker(facts.model_dump(), outputs)),
         }
         jobs, ads_outputs = [], []
         for site in sites:

@@ -109,6 +109,7 @@ class StaticMaker(Maker):
     engine: Engine | None = None
     facts: dict = field(default_factory=dict)
     outputs: tuple[str, ...] = ("density", "potential", "dos")
+    geometry_engine: str = ""  # the engine that relaxed the input, when not this one (recorded in the provenance)
 
     @job
     @_plain
@@ -117,6 +118,8 @@ class StaticMaker(Maker):
             structure = Structure.from_dict(structure)
         result = self.engine.static(structure, _base_dir(run_root, system, label), _facts(self.facts),
                                     outputs=tuple(self.outputs))
+        if self.geometry_engine:
+            result.provenance.geometry_engine = self.geometry_engine
         return calc_doc(result, system, label)
 
 
