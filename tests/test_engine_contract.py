@@ -74,8 +74,38 @@ def test_stack_turns_dispersion_on_and_records_why():
     native = eng.translate(res, slab, "relax")
     assert native["d3"] == "d3bj" and native["dipole_correction"] and native["spinpol"]
     assert native["kpts"][2] == 1  # one k-point along the vacuum
-    # the same facts on the MLIP: no electronic settings at all, nothing silently substituted
-    assert set(get_engine("mlip").translate(res, slab, "relax")) == {"model", "optimizer", "fmax_eV_A", "relax_steps"}
+    # the same facts on the MLIP: no electronic settings, only the dispersion the stack needs
+    mlip = get_engine("mlip").translate(res, slab, "relax")
+    assert set(mlip) == {"model", "optimizer", "fmax_eV_A", "relax_steps", "d3"} and mlip["d3"] == "d3bj"
+
+
+@pytest.mark.mlip
+def test_mlip_gets_d3_on_a_stack_and_keeps_its_gap(tmp_path):
+    """CHGNet learnt PBE, which barely binds a vdW gap: alone it opened VS2/V2CO2's S-O gap from 3.2 to 5.7 A.
+    On a stack the MLIP engine adds D3(BJ) as GPAW does: its energy is CHGNet's plus dftd3's, and the relaxed
+    stack keeps its gap (3.09 A measured)."""
+    from dftd3.ase import DFTD3
+
+    from hetero.engines.ase_tasks import atoms_from_dict
+    from hetero.engines.base import atoms_dict
+    from hetero.engines.mlip import calculator
+
+    camp = load_campaign(VS2_V2CO2)
+    slab, record = build_host(camp, "fast")
+    facts = model_facts(record, slab)
+    eng = get_engine("mlip:chgnet", "fast")
+    single = eng.static(slab, tmp_path / "sp", facts)
+    assert single.provenance.settings["d3"] == "d3bj"
+    atoms = atoms_from_dict(atoms_dict(slab))
+    atoms.calc = calculator("chgnet")
+    e_chgnet = atoms.get_potential_energy()
+    atoms.calc = DFTD3(method="PBE", damping="d3bj")
+    e_d3 = atoms.get_potential_energy()
+    assert e_d3 < -1.0 and single.energy_eV == pytest.approx(e_chgnet + e_d3, abs=1e-4)
+    relaxed = Structure.from_dict(eng.relax(slab, tmp_path / "relax", facts).structure)
+    z = relaxed.cart_coords[:, 2]
+    gap = z[record.fragments["film"]].min() - z[record.fragments["substrate"]].max()
+    assert abs(gap - 3.2) < 0.4, gap
 
 
 def test_symmetric_slab_gets_no_dipole_and_the_adsorbed_ion_does(tmp_path):

@@ -63,6 +63,15 @@ def test_selection_window_union_and_never_top1_alone():
     assert "C" in sel
 
 
+def test_cap_keeps_the_sites_the_campaign_names():
+    """VS2/V2CO2 + Li: four gap minima in the window, the surface hcp-1 named, cap 3 -> two gap sites + hcp-1."""
+    from hetero.flows.funnel import cap_selection
+
+    window = ["gap-hcp", "other-2", "gap-fcc", "other-1", "hcp-1"]
+    assert cap_selection(window, ["hcp-1"], 3) == ["gap-hcp", "other-2", "hcp-1"]
+    assert cap_selection(window, [], 3) == ["gap-hcp", "other-2", "gap-fcc"]
+
+
 def test_group_representative_is_stable_under_noise():
     """Three equivalent hcp minima 0.3 meV apart (as CHGNet gave on VS2 + Li): the DFT start is the first start
     within 1 meV, whichever copy noise makes lowest in a run; a clearly lower member (5 meV) still wins; a group

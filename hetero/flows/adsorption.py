@@ -151,7 +151,8 @@ class AdsorptionFlowMaker(Maker):
             from hetero.flows.funnel import funnel_dft_stage, mlip_screen_job
 
             screen = mlip_screen_job(host, ion, [s["site"].as_dict() for s in sites], system, run_root, self.funnel,
-                                     ion_bulk=ion_bulk, neb_settings=self.neb_settings, with_hops="neb" in self.steps)
+                                     ion_bulk=ion_bulk, neb_settings=self.neb_settings, with_hops="neb" in self.steps,
+                                     facts=facts.model_dump())
             screen.name = f"MLIP screen {ion} ({', '.join(self.funnel.get('models', ['chgnet']))})"
             stage = funnel_dft_stage(screen.output, self, host_static.output, mu, host, system, ion, run_root,
                                      host_fragments)

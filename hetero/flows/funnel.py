@@ -56,6 +56,13 @@ DFT_STARTS = ("mlip", "relaxed_host")
 REPRESENTATIVE_TIE_eV = 1e-3
 
 
+def cap_selection(selected: list[str], always: list[str], cap: int) -> list[str]:
+    """At most ``cap`` groups: the highest window picks go first; a group the campaign names stays."""
+    named = [g for g in selected if g in always]
+    rest = [g for g in selected if g not in named]
+    return rest[: max(cap - len(named), 0)] + named
+
+
 def group_representative(records: list[FunnelCandidate], group: str, first_model: str) -> tuple[str, str]:
     """(model, candidate id) of a group's DFT start: the first start (sites before random ones) within
     REPRESENTATIVE_TIE_eV of the group's minimum, on the first model that found the group. Equivalent minima
@@ -117,6 +124,7 @@ class _Progress:
 def mlip_screen_job(
     host: Structure | dict, ion: str, sites: list[dict], system: str, run_root: str, funnel: dict[str, Any],
     ion_bulk: Structure | dict | None = None, neb_settings: dict | None = None, with_hops: bool = True,
+    facts: dict | None = None,
 ) -> FunnelDoc:
     """``with_hops``: also run the MLIP CI-NEB between the selected minima (only when the campaign has a NEB step)."""
     from hetero.engines import get_engine
@@ -126,7 +134,9 @@ def mlip_screen_job(
     cfg = check_funnel(funnel)
     cands = ion_candidates(host, ion, site_objs, cfg["random_starts"], cfg["seed"])
     t0 = time.time()
-    host_facts = ModelFacts(kind="slab")
+    # the host model's facts, as the DFT stage gets them: a van der Waals stack turns D3 on for the MLIPs too
+    host_facts = ModelFacts(**facts) if facts else ModelFacts(kind="slab")
+    bulk_facts = host_facts.derive(kind="bulk", asymmetric=False)
     records: list[FunnelCandidate] = []
     finals: dict[tuple[str, str], Structure] = {}
     e_host, mu_bulk = {}, {}
@@ -141,10 +151,10 @@ def mlip_screen_job(
         starts = mlip_starts(cands, Structure.from_dict(host_res.structure), cfg["mlip_relax"])
         if ion_bulk is not None:
             bulk = ion_bulk if isinstance(ion_bulk, Structure) else Structure.from_dict(ion_bulk)
-            r = eng.relax(bulk, _base_dir(run_root, f"{ion}-bulk", f"funnel-{model}"), ModelFacts(kind="bulk"), cell=True)
+            r = eng.relax(bulk, _base_dir(run_root, f"{ion}-bulk", f"funnel-{model}"), bulk_facts, cell=True)
             mu_bulk[label] = r.energy_eV / len(bulk)
         folders = [_base_dir(run_root, system, f"funnel-{model}-{c['id']}") for c in cands]
-        results = _relax_all(eng, starts, folders, progress.tick)
+        results = _relax_all(eng, starts, folders, progress.tick, host_facts)
         n_reused += sum(1 for r in results if r.cached)
         for c, res in zip(cands, results):
             final = Structure.from_dict(res.structure)
@@ -186,13 +196,14 @@ def mlip_screen_job(
                     g.e_ads_bulk_eV[label] = g.e_min_eV[label] - e_host[label] - mu_bulk[label]
     selected, rule = select_for_dft({g.label: g.e_min_eV for g in groups.values()}, cfg["window_eV"], cfg["always"])
     if len(selected) > cfg["max_dft_sites"]:
-        selected = selected[: cfg["max_dft_sites"]]
-        rule += f"; capped at max_dft_sites={cfg['max_dft_sites']}"
+        selected = cap_selection(selected, cfg["always"], cfg["max_dft_sites"])
+        rule += f"; capped at max_dft_sites={cfg['max_dft_sites']} (named sites kept)"
     for name in selected:
         groups[name].selected = True
     sd = host.site_properties.get("selective_dynamics")
     fixed = [i for i, f in enumerate(sd) if not any(f)] if sd else []
-    hops = _mlip_hops(groups, selected, first, cfg, system, run_root, neb_settings or {}, fixed) if with_hops else []
+    hops = (_mlip_hops(groups, selected, first, cfg, system, run_root, neb_settings or {}, fixed, host_facts)
+            if with_hops else [])
     wall = time.time() - t0
     return FunnelDoc(
         system=system, ion=ion, models=list(e_host), window_eV=cfg["window_eV"], selection_rule=rule,
@@ -212,18 +223,19 @@ def mlip_starts(cands: list[dict], relaxed_host: Structure, mode: str) -> list[S
 
 
 def _relax_one(args):
-    engine, structure, folder = args
-    return engine.relax(structure, folder, ModelFacts(kind="slab"))
+    engine, structure, folder, facts = args
+    return engine.relax(structure, folder, facts)
 
 
-def _relax_all(engine, structures: list[Structure], folders: list, tick=None) -> list:
+def _relax_all(engine, structures: list[Structure], folders: list, tick=None, facts: ModelFacts | None = None) -> list:
     """MLIP relaxations of the candidates, on HETERO_CORES worker processes of one torch thread each
     (cores are shared: threads inside one model call scale poorly on small cells). Each result is
     cached in its own folder by the engine, so a re-run only loads them."""
     import os
 
     n = min(int(os.environ.get("HETERO_CORES") or os.cpu_count() or 1), len(structures))
-    todo = [(engine, s, f) for s, f in zip(structures, folders)]
+    facts = facts or ModelFacts(kind="slab")
+    todo = [(engine, s, f, facts) for s, f in zip(structures, folders)]
     tick = tick or (lambda: None)
     out = []
     if n <= 1 or len(todo) < 4:
@@ -249,7 +261,7 @@ def _ion_distance(a: Structure, b: Structure) -> float:
 
 
 def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, cfg: dict, system: str,
-               run_root: str, neb_settings: dict, fixed: list[int]) -> list[FunnelHop]:
+               run_root: str, neb_settings: dict, fixed: list[int], facts: ModelFacts) -> list[FunnelHop]:
     """MLIP CI-NEB from the best selected minimum to each other selected minimum: a pre-screen barrier
     and the DFT CI-NEB's starting path."""
     from hetero.analysis.neb import barrier
@@ -272,7 +284,7 @@ def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, 
         for im in images:
             im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
         res = eng.neb(images, [groups[best].e_min_eV[model], groups[other].e_min_eV[model]],
-                      _base_dir(run_root, system, f"funnel-neb-{best}-{other}"), ModelFacts(kind="slab"),
+                      _base_dir(run_root, system, f"funnel-neb-{best}-{other}"), facts,
                       neb={k: v for k, v in neb_settings.items() if k != "neb_images"})
         e_rel = [e - res.energies_eV[0] for e in res.energies_eV]
         hops.append(FunnelHop(path=f"{best}->{other}", model=model, barrier_eV=barrier(e_rel, res.spline_e_eV),
