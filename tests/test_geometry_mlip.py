@@ -55,6 +55,13 @@ def test_mlip_geometries_gpaw_energies(tmp_path):
             assert d["provenance"]["geometry_engine"] == "mlip:chgnet"
             assert np.allclose(Structure.from_dict(d["structure"]).cart_coords,
                                relaxed[(d["system"], d["label"])].cart_coords, atol=1e-6)
+    # the host keeps the builder's symmetry through the MLIP relaxation (GPAW then needs fewer k-points): the
+    # operations that keep the fixed bottom planes fixed (P4mm's 8; the slab's mid-plane mirror is not one)
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    host = next(d for d in relaxes if d["label"] == "host")
+    assert host["provenance"]["settings"]["keep_symmetry_A"] == 1e-4
+    assert len(SpacegroupAnalyzer(relaxed[(host["system"], "host")], 1e-5).get_symmetry_operations()) == 8
     df = build_table(root)
     sites = df[df["row_kind"] == "site"]
     assert set(sites["engine"]) == {"gpaw//mlip:chgnet"} and len(sites) == 1

@@ -25,7 +25,8 @@ from hetero.engines.base import Capability, Engine, atoms_dict, fixed_indices
 from hetero.engines.settings import Resolved, SettingsError
 
 MODELS = ("chgnet", "sevennet")
-MLIP_KEYS = {"optimizer": "FIRE | BFGS", "threads": "torch threads per worker (default 1: cores are shared)"}
+MLIP_KEYS = {"optimizer": "FIRE | BFGS", "threads": "torch threads per worker (default 1: cores are shared)",
+             "keep_symmetry": "symprec (A): position relaxations keep the input's symmetry (ASE FixSymmetry)"}
 
 
 def _threads() -> int:
@@ -105,6 +106,8 @@ class MlipEngine(Engine):
             s["d3"] = v["dispersion"]
         if kind == "relax":
             s.update(fmax_eV_A=float(v["fmax_eV_A"]), relax_steps=int(v["relax_steps"]))
+            if self.native.get("keep_symmetry") and not options.get("cell"):
+                s["keep_symmetry_A"] = float(self.native["keep_symmetry"])
         if kind == "neb":
             s.update({k: v[k] for k in ("neb_steps", "neb_fmax_eV_A", "neb_spring", "neb_climb")})
         return s
@@ -129,8 +132,15 @@ class MlipEngine(Engine):
             atoms = ase_tasks.atoms_from_dict(task["atoms"], task.get("fixed"))
             atoms.calc = calc
             if task["kind"] == "relax":
+                sym = None
+                if settings.get("keep_symmetry_A"):
+                    sym = keep_symmetry(atoms, task.get("fixed") or [], settings["keep_symmetry_A"])
+                    atoms.set_constraint([*atoms.constraints, sym])
                 out = ase_tasks.relax(atoms, folder, settings["fmax_eV_A"], settings["relax_steps"],
                                       settings["optimizer"], cell=bool(task.get("cell")))
+                if sym is not None:  # the float32 noise the model leaves, projected out
+                    atoms.positions = symmetrized_positions(atoms, sym)
+                    out["atoms"] = ase_tasks.atoms_to_dict(atoms)
             else:
                 import numpy as np
 
