@@ -80,7 +80,7 @@ def test_dry_run_writes_first_round_inputs(seed, tmp_path, monkeypatch):
     assert Incar.from_file(bulk / "INCAR")["ISIF"] == 3
 
     waits = {w["job"]: w["waits_for"] for w in report.waiting}
-    assert waits["static host"] == ["relax host"] and "select NEB path" in waits
+    assert waits["static host"] == ["relax host"] and ("select NEB path" in waits) == ("neb" in camp.steps)
     saved = json.loads((root / "dry_run.json").read_text())
     assert len(saved["written"]) == len(report.written)
 
