@@ -93,7 +93,6 @@ class Campaign(BaseModel, extra="forbid"):
 
 
 NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
-MLIP_MODELS = ("chgnet", "sevennet")
 GEOMETRY_ENGINE_ONLY_STEPS = {"neb", "coverage"}
 REFERENCES = ("bulk", "atom")
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
@@ -174,6 +173,8 @@ def _check_campaign_values(camp: Campaign, path: Path) -> None:
         raise CampaignError(f"{path}: coverage.min_separation_A = {sep!r}: give a positive distance in A, or leave it "
                             "out for the ion's own default")
     if camp.geometry != "engine":
+        from hetero.engines.mlip import MODELS as MLIP_MODELS
+
         base, _, model = camp.geometry.partition(":")
         if base != "mlip" or model not in ("", *MLIP_MODELS):
             raise CampaignError(f"{path}: geometry {camp.geometry!r}: give engine (relax on the campaign's engine) or "

@@ -17,6 +17,14 @@ from ase.io import Trajectory
 from ase.optimize import BFGS, FIRE
 
 
+def with_dispersion(calc, damping: str, xc: str = "PBE"):
+    """``calc`` plus dftd3's D3 (damping "d3bj" or "d3zero", the functional's parameters), one ASE calculator."""
+    from ase.calculators.mixing import SumCalculator
+    from dftd3.ase import DFTD3
+
+    return SumCalculator([calc, DFTD3(method=xc, damping=damping)])
+
+
 def atoms_from_dict(d: dict, fixed: list[int] | None = None, magmoms: list[float] | None = None) -> Atoms:
     atoms = Atoms(symbols=d["symbols"], positions=d["positions"], cell=d["cell"], pbc=d.get("pbc", [True] * 3))
     if fixed:

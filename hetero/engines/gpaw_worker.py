@@ -71,11 +71,7 @@ def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None, communic
         kw["mixer"] = Mixer(settings["mixer_beta"], 5, 50.0)
     calc = GPAW(**kw)
     if settings.get("d3"):
-        from ase.calculators.mixing import SumCalculator
-        from dftd3.ase import DFTD3
-
-        # dftd3's names: "d3bj" (Becke-Johnson) or "d3zero" (zero damping)
-        return SumCalculator([calc, DFTD3(method=settings.get("xc", "PBE"), damping=settings["d3"])]), calc
+        return ase_tasks.with_dispersion(calc, settings["d3"], settings.get("xc", "PBE")), calc
     return calc, calc
 
 

@@ -116,12 +116,8 @@ class MlipEngine(Engine):
         t0 = time.time()
         settings = task["settings"]
         calc = calculator(self.model)
-        if settings.get("d3"):
-            from ase.calculators.mixing import SumCalculator
-            from dftd3.ase import DFTD3
-
-            # the models learnt PBE: D3 with PBE's parameters, as the DFT stage uses
-            calc = SumCalculator([calc, DFTD3(method="PBE", damping=settings["d3"])])
+        if settings.get("d3"):  # the models learnt PBE: D3 with PBE's parameters, as the DFT stage uses
+            calc = ase_tasks.with_dispersion(calc, settings["d3"])
         if task["kind"] == "neb":
             images = [ase_tasks.atoms_from_dict(d, task.get("fixed")) for d in task["images"]]
             for a in images[1:-1]:
