@@ -88,3 +88,24 @@ def test_coverage_site_must_exist_before_anything_runs(tmp_path):
                                                  "adsorption, neb]": "adsorption, neb, coverage]"})
     flow, _ = make_flow(load_campaign(ok), "fast", tmp_path)
     assert any(j.name == "coverage series Na" for j in flow.jobs)
+
+
+@pytest.mark.parametrize("side, junction, n_atoms, elements", [
+    ("v2o5_li.yaml", "v2o5_cu2v2o7_li.yaml", 42, {"V", "O"}),
+    ("cu2v2o7_li.yaml", "v2o5_cu2v2o7_li.yaml", 44, {"Cu", "V", "O"}),
+    ("sb2s3_k.yaml", "v5s8_sb2s3_k.yaml", 40, {"Sb", "S"}),
+])
+def test_junction_sides_alone_are_host_only_campaigns_in_the_junction_cell(tmp_path, side, junction, n_atoms, elements):
+    """One side of a junction study (the junction's cell, strain and settings): the slab's own static, DOS,
+    Bader and work function, no ion site until the user names some."""
+    from pymatgen.core import Structure
+
+    camp, junc = load_campaign(WORKFLOWS / side), load_campaign(WORKFLOWS / junction)
+    assert camp.overrides == junc.overrides and camp.preset == junc.preset and camp.ion == junc.ion
+    flow, models = make_flow(camp, camp.preset, tmp_path)
+    names = [j.name for j in flow.jobs]
+    assert names == ["relax host", "static host", "DOS host", "Bader host", "work function host"]
+    host = flow.jobs[0].function_args[0]  # what "relax host" gets
+    assert isinstance(host, Structure) and models["host"]["n_atoms"] == len(host) == n_atoms
+    assert {e.symbol for e in host.composition} == elements
+    assert "-from-" in models["host"]["system"]  # named as a side of its junction
