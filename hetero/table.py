@@ -416,12 +416,14 @@ def compare_with_published(run_folder: Any) -> pd.DataFrame:
     rows = []
     if len(table):
         sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
-        for (_, _, site), g in sites.groupby(["system", "ion", "site"], sort=False):
+        if "funnel_rank" in sites:  # the funnel's MLIP screen rows rank candidates; the campaign engine's rows compare
+            sites = sites[sites["funnel_rank"].isna()]
+        for (_, _, site, engine), g in sites.groupby(["system", "ion", "site", "engine"], sort=False):
             by_ref = dict(zip(g.e_ads_reference, g.e_ads_eV))
-            rows.append({"site": site, "e_ads_bulk_metal_eV": by_ref.get("bulk metal"),
+            rows.append({"site": site, "engine": engine, "e_ads_bulk_metal_eV": by_ref.get("bulk metal"),
                          "e_ads_isolated_atom_eV": by_ref.get("isolated atom"), "published_eV": published.get(site),
                          "height_A": g.height_A.iloc[0]})
-    df = pd.DataFrame(rows, columns=["site", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV", "height_A"])
+    df = pd.DataFrame(rows, columns=["site", "engine", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV", "height_A"])
     if len(df):
         df["rank_this_work"] = df["e_ads_bulk_metal_eV"].rank(method="min").astype("Int64")
         df["rank_published"] = df["published_eV"].rank(method="min").astype("Int64")

@@ -1,6 +1,7 @@
 """Screening table: synthetic documents + documents parsed from the real VASP fixtures."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -221,3 +222,17 @@ def test_real_gpaw_example_store():
     path = df[df.row_kind == "path"].iloc[0]
     assert path.barrier_eV == pytest.approx(neb["barrier_eV"]) and 0 < path.barrier_eV < 1
     assert path.diffusion_coefficient_cm2_s > 0 and (df.engine == "gpaw").all()
+
+
+def test_published_comparison_uses_the_dft_rows_of_a_funnel_run():
+    """A funnel run's table also holds the MLIP screen's site rows (0.3-0.4 eV more bound here); the comparison
+    with the study takes the campaign engine's E_ads, one row per site (committed Na/VN(001) funnel run)."""
+    from hetero.table import compare_with_published
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "na_vn001_funnel"
+    table = build_table(root)
+    assert {"mlip:chgnet", "mlip:sevennet"} <= set(table[table.row_kind == "site"].engine)
+    cmp = compare_with_published(root)
+    assert cmp.site.tolist() == ["top-N", "hollow"] and set(cmp.engine) == {"gpaw"}
+    assert cmp.e_ads_bulk_metal_eV.tolist() == pytest.approx([-0.2246, -0.2058], abs=1e-3)  # not the MLIPs' -0.5/-0.6
+    assert cmp.published_eV.tolist() == [-1.358, -1.457] and cmp.rank_published.tolist() == [2, 1]
