@@ -126,3 +126,20 @@ def test_gpaw_relax_starts_from_the_prerelaxed_positions_under_the_input_hash(de
     for i, p in enumerate(run["atoms"]["positions"]):
         relaxed.replace(i, relaxed[i].species, p, coords_are_cartesian=True)
     assert len(gpaw_symmetry(relaxed)) == len(gpaw_symmetry(start)) == 4
+
+
+def test_chgnet_skips_the_stress_unless_asked(demo_models):
+    """Fixed-cell work asks CHGNet for energy and forces only (one backward pass instead of two): the same
+    energy and forces as its all-properties task; a cell relaxation's stress request still gets the stress."""
+    from hetero.engines.mlip import calculator
+
+    atoms = ase_tasks.atoms_from_dict(atoms_dict(demo_models["hollow"]))
+    calc = calculator("chgnet")
+    atoms.calc = calc
+    forces, energy = atoms.get_forces(), atoms.get_potential_energy()
+    assert "stress" not in calc.results and "magmoms" not in calc.results
+    calc.calculate(atoms, ["energy"], [], task="efsm")  # CHGNet's own default: everything
+    assert calc.results["energy"] == pytest.approx(energy, abs=1e-6)
+    assert np.abs(calc.results["forces"] - forces).max() < 1e-5 and np.abs(forces).max() > 0.01
+    calc.reset()
+    assert atoms.get_stress().shape == (6,) and np.abs(atoms.get_stress()).max() > 0
