@@ -8,9 +8,11 @@
     python benchmarks/bench_funnel.py throughput [--n 40] [--size standard]
     python benchmarks/bench_funnel.py saved NAIVE_RUN_FOLDER FUNNEL_RUN_FOLDER
     python benchmarks/bench_funnel.py agreement RUN_FOLDER [--models chgnet sevennet]
+    python benchmarks/bench_funnel.py calls [--size standard] [--n 5]
 
 3. agreement: each MLIP relaxes the DFT minima of a finished run (sites, host, bulk metal) and its E_ads
    ranking is set beside DFT's (Spearman, best site, mean offset).
+4. calls: CPU seconds per CHGNet call, the engine's energy-and-forces task against CHGNet's default.
 """
 
 from __future__ import annotations
@@ -47,6 +49,29 @@ def throughput(n_random: int, size: str, model: str, preset: str) -> None:
     print(f"| model | preset | mlip_relax | atoms | candidates | wall s | per 10 min | mean steps | converged |")
     print(f"| {model} | {preset} | {mode} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
           f"{sum(steps) / len(steps):.0f} | {sum(r.converged for r in res)}/{len(res)} |")
+
+
+def force_call_cost(size: str, calls: int) -> None:
+    """CPU seconds per CHGNet call on the Na/VN(001) slab: the engine's calculator (energy and forces) against
+    CHGNet's all-properties default (energy, forces, stress, moments). CPU time, so a busy machine still compares."""
+    import numpy as np
+
+    from hetero.builders.presets import get_preset
+    from hetero.engines import ase_tasks
+    from hetero.engines.base import atoms_dict, fixed_indices
+    from hetero.engines.mlip import calculator
+
+    slab, _ = get_preset("vn001_na", size)
+    atoms = ase_tasks.atoms_from_dict(atoms_dict(slab), fixed_indices(slab))
+    calc = calculator("chgnet")
+    calc.calculate(atoms, ["energy", "forces"], ["positions"])  # warm-up
+    print("| atoms | task | CPU s per call |")
+    for task in ("ef", "efsm", "ef", "efsm"):
+        t0 = time.process_time()
+        for _ in range(calls):
+            atoms.positions[-1] += np.array([0.01, 0.0, 0.0])
+            calc.calculate(atoms, ["energy", "forces"], ["positions"], task=task)
+        print(f"| {len(atoms)} | {task} | {(time.process_time() - t0) / calls:.3f} |")
 
 
 def _scf_iterations(folder: Path) -> int:
@@ -143,6 +168,9 @@ if __name__ == "__main__":
     t.add_argument("--size", default="standard", help="vn001_na model: fast (9 atoms) or standard (33)")
     t.add_argument("--model", default="chgnet")
     t.add_argument("--preset", default="fast", help="configs/mlip preset; the funnel's default is fast (fmax 0.05)")
+    c = sub.add_parser("calls")
+    c.add_argument("--size", default="standard")
+    c.add_argument("--n", type=int, default=5)
     s = sub.add_parser("saved")
     s.add_argument("naive", type=Path)
     s.add_argument("funnel", type=Path)
@@ -152,6 +180,8 @@ if __name__ == "__main__":
     args = p.parse_args()
     if args.what == "throughput":
         throughput(args.n, args.size, args.model, args.preset)
+    elif args.what == "calls":
+        force_call_cost(args.size, args.n)
     elif args.what == "saved":
         saved(args.naive, args.funnel)
     else:
