@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 
-def throughput(n_random: int, size: str, model: str, preset: str) -> None:
+def throughput(n_random: int, size: str, model: str, preset: str, bfgs_alpha: float | None = None) -> None:
     from pymatgen.core import Structure
 
     from hetero.builders.candidates import ion_candidates
@@ -37,7 +37,7 @@ def throughput(n_random: int, size: str, model: str, preset: str) -> None:
     slab, _ = get_preset("vn001_na", size)
     sites = find_sites(slab, "Na")
     cands = ion_candidates(slab, "Na", sites, random_starts=n_random, seed=1)
-    eng = get_engine(f"mlip:{model}", preset)
+    eng = get_engine(f"mlip:{model}", preset, {"mlip": {"bfgs_alpha": bfgs_alpha}} if bfgs_alpha else None)
     mode = check_funnel({})["mlip_relax"]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()  # the host relaxation is part of the stage's cost (once per model)
@@ -46,8 +46,8 @@ def throughput(n_random: int, size: str, model: str, preset: str) -> None:
         res = _relax_all(eng, starts, [Path(tmp) / c["id"] for c in cands])
         wall = time.time() - t0
     steps = [r.n_ionic_steps or 0 for r in res]
-    print(f"| model | preset | mlip_relax | atoms | candidates | wall s | per 10 min | mean steps | converged |")
-    print(f"| {model} | {preset} | {mode} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
+    print(f"| model | preset | BFGS alpha | mlip_relax | atoms | candidates | wall s | per 10 min | mean steps | converged |")
+    print(f"| {model} | {preset} | {bfgs_alpha or 70} | {mode} | {len(slab) + 1} | {len(cands)} | {wall:.0f} | {len(cands) / wall * 600:.0f} | "
           f"{sum(steps) / len(steps):.0f} | {sum(r.converged for r in res)}/{len(res)} |")
 
 
@@ -168,6 +168,7 @@ if __name__ == "__main__":
     t.add_argument("--size", default="standard", help="vn001_na model: fast (9 atoms) or standard (33)")
     t.add_argument("--model", default="chgnet")
     t.add_argument("--preset", default="fast", help="configs/mlip preset; the funnel's default is fast (fmax 0.05)")
+    t.add_argument("--bfgs-alpha", type=float, default=None, help="mlip: {bfgs_alpha}, BFGS's initial Hessian (ASE: 70)")
     c = sub.add_parser("calls")
     c.add_argument("--size", default="standard")
     c.add_argument("--n", type=int, default=5)
@@ -179,7 +180,7 @@ if __name__ == "__main__":
     a.add_argument("--models", nargs="+", default=["chgnet", "sevennet"])
     args = p.parse_args()
     if args.what == "throughput":
-        throughput(args.n, args.size, args.model, args.preset)
+        throughput(args.n, args.size, args.model, args.preset, args.bfgs_alpha)
     elif args.what == "calls":
         force_call_cost(args.size, args.n)
     elif args.what == "saved":

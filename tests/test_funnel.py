@@ -138,11 +138,39 @@ def test_bad_funnel_blocks_are_refused(tmp_path):
     base = yaml.safe_load((Path(__file__).parents[1] / "workflows" / "na_vn001.yaml").read_text())
     for block, msg in (({"modles": ["chgnet"]}, "unknown funnel keys"), ({"models": ["mace"]}, "use one or both"),
                        ({"window_eV": -1}, "window_eV"), ({"dft_start": "builder"}, "dft_start"),
-                       ({"mlip_relax": "host"}, "mlip_relax")):
+                       ({"mlip_relax": "host"}, "mlip_relax"), ({"bfgs_alpha": -5}, "bfgs_alpha")):
         f = tmp_path / "c.yaml"
         f.write_text(yaml.safe_dump({**base, "funnel": block}))
         with pytest.raises(CampaignError, match=msg):
             load_campaign(f)
+
+
+def test_bfgs_alpha_reaches_the_optimiser_and_only_when_set(tmp_path, vn):
+    """mlip: {bfgs_alpha} changes BFGS's initial Hessian (a softer start takes other steps to the same minimum);
+    unset, the task settings (and so every cached MLIP result's hash) are as before."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from hetero.engines import ase_tasks, get_engine
+    from hetero.engines.settings import ModelFacts
+
+    slab = vn[0]
+    plain = get_engine("mlip:chgnet", "fast")
+    soft = get_engine("mlip:chgnet", "fast", {"mlip": {"bfgs_alpha": 20}})
+    facts = ModelFacts(kind="slab")
+    assert "bfgs_alpha" not in plain.translate(plain.resolve(slab, facts), slab, "relax")
+    assert soft.translate(soft.resolve(slab, facts), slab, "relax")["bfgs_alpha"] == 20.0
+    runs = {}
+    for alpha in (None, 20.0):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
+        atoms.rattle(0.05, seed=1)
+        atoms.calc = EMT()
+        folder = tmp_path / f"alpha-{alpha}"
+        folder.mkdir()
+        runs[alpha] = ase_tasks.relax(atoms, folder, 0.01, 200, "BFGS", bfgs_alpha=alpha)
+    assert all(r["converged"] for r in runs.values())
+    assert runs[None]["energy_eV"] == pytest.approx(runs[20.0]["energy_eV"], abs=1e-3)
+    assert runs[None]["n_ionic_steps"] != runs[20.0]["n_ionic_steps"]
 
 
 @pytest.mark.mlip

@@ -61,9 +61,10 @@ def _all_frames(path: Path) -> list[Atoms]:
 
 
 def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = "BFGS", cell: bool = False,
-          retry: tuple[type[Exception], Callable[[], Any]] | None = None) -> dict[str, Any]:
+          retry: tuple[type[Exception], Callable[[], Any]] | None = None, bfgs_alpha: float | None = None) -> dict[str, Any]:
     """Relax ``atoms`` (calculator attached); ``retry``: (exception, new calculator) for one more try
-    from the current geometry. Returns energy, forces, steps, convergence and the final atoms."""
+    from the current geometry; ``bfgs_alpha``: BFGS's initial Hessian (ASE's 70 eV/A^2 when None).
+    Returns energy, forces, steps, convergence and the final atoms."""
     traj_path = folder / "relax.traj"
     restarts = 0
     last = _last_frames(traj_path, 1)
@@ -80,7 +81,8 @@ def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = 
         target = FrechetCellFilter(atoms)
     done_frames = _all_frames(traj_path) if last and not cell else []
     traj = Trajectory(str(traj_path), "a", atoms)
-    opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj)
+    extra = {"alpha": bfgs_alpha} if bfgs_alpha and opt_cls is BFGS else {}
+    opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj, **extra)
     if done_frames and isinstance(opt, BFGS):
         # a resumed BFGS rebuilds its Hessian from the frames already computed instead of restarting from
         # H0 (ASE's replay; frames carry their constraints, so fixed atoms' forces are zero as in the run)
@@ -91,7 +93,7 @@ def relax(atoms: Atoms, folder: Path, fmax: float, steps: int, optimizer: str = 
         if retry is None or not isinstance(exc, retry[0]):
             raise
         atoms.calc = retry[1]()
-        opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj)
+        opt = opt_cls(target, logfile=str(folder / "opt.log"), trajectory=traj, **extra)
         converged = bool(opt.run(fmax=fmax, steps=steps))
     traj.close()
     forces = atoms.get_forces()

@@ -26,7 +26,8 @@ from hetero.engines.settings import Resolved, SettingsError
 
 MODELS = ("chgnet", "sevennet")
 MLIP_KEYS = {"optimizer": "FIRE | BFGS", "threads": "torch threads per worker (default 1: cores are shared)",
-             "keep_symmetry": "symprec (A): position relaxations keep the input's symmetry (ASE FixSymmetry)"}
+             "keep_symmetry": "symprec (A): position relaxations keep the input's symmetry (ASE FixSymmetry)",
+             "bfgs_alpha": "BFGS's initial Hessian guess, eV/A^2 (ASE's default 70 when unset)"}
 
 
 def _threads() -> int:
@@ -121,6 +122,8 @@ class MlipEngine(Engine):
             s["d3"] = v["dispersion"]
         if kind == "relax":
             s.update(fmax_eV_A=float(v["fmax_eV_A"]), relax_steps=int(v["relax_steps"]))
+            if self.native.get("bfgs_alpha") is not None:  # only when set: every other task keeps its hash
+                s["bfgs_alpha"] = float(self.native["bfgs_alpha"])
             if self.native.get("keep_symmetry") and not options.get("cell"):
                 s["keep_symmetry_A"] = float(self.native["keep_symmetry"])
         if kind == "neb":
@@ -148,7 +151,8 @@ class MlipEngine(Engine):
                     sym = keep_symmetry(atoms, task.get("fixed") or [], settings["keep_symmetry_A"])
                     atoms.set_constraint([*atoms.constraints, sym])
                 out = ase_tasks.relax(atoms, folder, settings["fmax_eV_A"], settings["relax_steps"],
-                                      settings["optimizer"], cell=bool(task.get("cell")))
+                                      settings["optimizer"], cell=bool(task.get("cell")),
+                                      bfgs_alpha=settings.get("bfgs_alpha"))
                 if sym is not None:  # the float32 noise the model leaves, projected out
                     atoms.positions = symmetrized_positions(atoms, sym)
                     out["atoms"] = ase_tasks.atoms_to_dict(atoms)

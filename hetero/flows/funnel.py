@@ -42,7 +42,7 @@ from hetero.schemas import (
 )
 
 FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start",
-               "mlip_relax"}
+               "mlip_relax", "bfgs_alpha"}
 # what the MLIP stage relaxes: the ion alone on the model's relaxed host ("ion"), the ion with the host's free
 # atoms ("all"), or the ion alone on surfaces and everything for ions in a van der Waals gap ("auto")
 MLIP_RELAX = ("auto", "ion", "all")
@@ -96,6 +96,9 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"funnel.random_starts {out['random_starts']!r}: give a whole number 0-500")
     if out["mlip_relax"] not in MLIP_RELAX:
         raise ValueError(f"funnel.mlip_relax {out['mlip_relax']!r}: use one of {', '.join(MLIP_RELAX)}")
+    alpha = out.get("bfgs_alpha")
+    if alpha is not None and not (isinstance(alpha, (int, float)) and 0 < alpha <= 1000):
+        raise ValueError(f"funnel.bfgs_alpha {alpha!r}: give BFGS's initial Hessian in eV/A^2 (e.g. 20; ASE's default 70)")
     if out["dft_start"] not in DFT_STARTS:
         raise ValueError(f"funnel.dft_start {out['dft_start']!r}: use one of {', '.join(DFT_STARTS)}")
     return out
@@ -144,7 +147,10 @@ def mlip_screen_job(
     n_reused = 0
     progress = _Progress(total, f"MLIP stage {system} + {ion}")
     for model in cfg["models"]:
-        eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
+        # bfgs_alpha: BFGS's initial Hessian for the candidates (unset: ASE's 70 eV/A^2 and unchanged task hashes);
+        # 20 took 15 instead of 18 mean steps on 44 Na/VN(001) candidates (benchmarks/bench_funnel.py throughput)
+        eng = get_engine(f"mlip:{model}", cfg["mlip_preset"],
+                         {"mlip": {"bfgs_alpha": cfg["bfgs_alpha"]}} if cfg.get("bfgs_alpha") else None)
         label = eng.label
         host_res = eng.relax(host, _base_dir(run_root, system, f"funnel-{model}-host"), host_facts)
         e_host[label] = host_res.energy_eV
