@@ -44,6 +44,9 @@ def table(
         cmp_df = compare_with_published(run)
         typer.echo("\nadsorption energies: this work vs published (literature)")
         typer.echo(cmp_df.to_string(index=False) if len(cmp_df) else "no adsorption results yet")
+        moved = cmp_df[cmp_df.ended_at.notna() & (cmp_df.ended_at != cmp_df.site)] if len(cmp_df) else cmp_df
+        for _, r in moved.iterrows():
+            typer.echo(f"note: the ion started on {r.site} ended at {r.ended_at}: its row is not a {r.site} energy")
         if out is not None and len(cmp_df):
             out.mkdir(parents=True, exist_ok=True)
             cmp_df.to_csv(out / "comparison_published.csv", index=False)

@@ -195,6 +195,9 @@ class AdsorptionDoc(BaseModel):
     e_ads_atom_eV: float | None = None  # reference: isolated atom
     height_A: float | None = None  # ion above the topmost host atom; negative = intercalated inside a stack
     lateral_shift_A: float | None = None  # in-plane move of the ion from its starting site during relaxation
+    # the builder site where the relaxed ion sits (symmetry-aware; 'other-1' when none is within 0.5 A):
+    # differs from `site` when the ion left its start (Na started on VN(001)'s bridge ends 0.25 A from top-N)
+    ended_at: str | None = None
     calc_uuid: str = ""
     structure: dict[str, Any]
     provenance: Provenance

@@ -44,7 +44,7 @@ from hetero.analysis.descriptors import (
 from hetero.io.store import STORE_FILENAME, iter_documents, load_run  # noqa: F401 - first two re-exported
 
 BASE_COLUMNS = [
-    "system", "row_kind", "ion", "site", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
+    "system", "row_kind", "ion", "site", "ended_at", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
     "area_A2", "engine", "preset", "settings_hash", "energy_eV", "fermi_eV", "formation_energy_eV_per_A2",
     "formation_energy_J_per_m2", "e_ads_reference", "e_ads_eV", "n_ions", "height_A", "ocv_V", "ocv_step_V",
     "capacity_mAh_g", "capacity_basis", "dos_at_fermi", "band_gap_eV", "is_metal", "work_function_eV",
@@ -237,7 +237,8 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                           engine=_engine_label(_prov(ads)) or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
-            common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")))
+            common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
+                          ended_at=ads.get("ended_at"))
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
@@ -422,8 +423,10 @@ def compare_with_published(run_folder: Any) -> pd.DataFrame:
             by_ref = dict(zip(g.e_ads_reference, g.e_ads_eV))
             rows.append({"site": site, "engine": engine, "e_ads_bulk_metal_eV": by_ref.get("bulk metal"),
                          "e_ads_isolated_atom_eV": by_ref.get("isolated atom"), "published_eV": published.get(site),
-                         "height_A": g.height_A.iloc[0]})
-    df = pd.DataFrame(rows, columns=["site", "engine", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV", "height_A"])
+                         "height_A": g.height_A.iloc[0], "ended_at": g.ended_at.iloc[0]})
+    # ended_at: where the ion sits after relaxation; a published value belongs to the site, not the start
+    df = pd.DataFrame(rows, columns=["site", "engine", "e_ads_bulk_metal_eV", "e_ads_isolated_atom_eV", "published_eV",
+                                     "height_A", "ended_at"])
     if len(df):
         df["rank_this_work"] = df["e_ads_bulk_metal_eV"].rank(method="min").astype("Int64")
         df["rank_published"] = df["published_eV"].rank(method="min").astype("Int64")

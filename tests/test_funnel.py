@@ -241,3 +241,27 @@ def test_agreement_with_a_minimum_only_the_second_model_found():
     agree = funnel_agreement_job.original(doc, ads)
     assert agree["mlip_best"] == "top-V" and agree["dft_best"] == "other-1" and not agree["best_agrees"]
     assert agree["mlip_e_ads_bulk_eV"] == [-0.5, -0.4, None] and agree["spearman"] is None  # 2 comparable sites
+
+
+def test_adsorption_doc_and_table_name_the_site_where_the_ion_ended(vn):
+    """Na started on the bridge and relaxed onto top-N (as on VN(001) with PBE): the document and the table
+    keep the start's label and say where the ion ended; an ion that stayed ends on its own site."""
+    from hetero.flows.jobs import adsorption_job
+    from hetero.table import build_table
+
+    slab, sites = vn
+    by_label = {s.label: s for s in sites}
+    catalogue = [s.as_dict() for s in sites]
+    host = {"structure": slab.as_dict(), "energy_eV": -100.0, "system": "VN(001)"}
+    start = place_ion(slab, by_label["bridge"], "Na")
+    docs = []
+    for end in ("top-N", "bridge"):
+        final = place_ion(slab, by_label[end], "Na")
+        calc = {"structure": final.as_dict(), "energy_eV": -101.5, "provenance": {"engine": "gpaw"}}
+        doc = adsorption_job.original(calc, host, "Na", "bridge", -1.0, None, len(final) - 1,
+                                      start_cart=start.cart_coords[-1].tolist(), catalogue=catalogue)
+        assert doc["site"] == "bridge" and doc["ended_at"] == end
+        assert (doc["lateral_shift_A"] > 0.5) == (end != "bridge")
+        docs.append(doc)
+    table = build_table(docs)
+    assert table[table.row_kind == "site"].ended_at.tolist() == ["top-N", "bridge"]

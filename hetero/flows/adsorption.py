@@ -147,26 +147,30 @@ class AdsorptionFlowMaker(Maker):
             jobs += [atom_static, mu_atom]
             mu["atom"] = mu_atom.output
 
+        catalogue = [s["site"].as_dict() for s in sites]
         if self.funnel:
             from hetero.flows.funnel import funnel_dft_stage, mlip_screen_job
 
-            screen = mlip_screen_job(host, ion, [s["site"].as_dict() for s in sites], system, run_root, self.funnel,
+            screen = mlip_screen_job(host, ion, catalogue, system, run_root, self.funnel,
                                      ion_bulk=ion_bulk, neb_settings=self.neb_settings, with_hops="neb" in self.steps,
                                      facts=facts.model_dump())
             screen.name = f"MLIP screen {ion} ({', '.join(self.funnel.get('models', ['chgnet']))})"
             stage = funnel_dft_stage(screen.output, self, host_static.output, mu, host, system, ion, run_root,
-                                     host_fragments)
+                                     host_fragments, catalogue)
             stage.name = "DFT on the selected minima"
             jobs += [screen, stage]
             return Flow(jobs, output=stage.output, name=f"{system} + {ion} (funnel)")
-        site_jobs, ads_outputs = self.site_jobs(sites, host, host_static.output, mu, system, ion, run_root, host_fragments)
+        site_jobs, ads_outputs = self.site_jobs(sites, host, host_static.output, mu, system, ion, run_root, host_fragments,
+                                                catalogue=catalogue)
         jobs += site_jobs
         return Flow(jobs, output=ads_outputs, name=f"{system} + {ion}")
 
     def site_jobs(self, sites: list[dict], host: Structure, host_static, mu: dict, system: str, ion: str,
-                  run_root: str, host_fragments: dict | None = None, bands: dict | None = None) -> tuple[list, list]:
+                  run_root: str, host_fragments: dict | None = None, bands: dict | None = None,
+                  catalogue: list[dict] | None = None) -> tuple[list, list]:
         """Relax -> static -> analyses -> E_ads for each site, then the NEB and coverage steps.
-        ``bands``: MLIP CI-NEB bands by path ("A->B"), the DFT CI-NEB's starting paths."""
+        ``bands``: MLIP CI-NEB bands by path ("A->B"), the DFT CI-NEB's starting paths.
+        ``catalogue``: the builder's sites (Site dicts), to name where each relaxed ion ended."""
         facts = ModelFacts(**self.facts)
         site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
         outputs = self._static_outputs()
@@ -192,7 +196,7 @@ class AdsorptionFlowMaker(Maker):
             if "adsorption" in self.steps:
                 ads = adsorption_job(
                     st.output, host_static, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
-                    start_cart=s.cart_coords[ion_index].tolist(),
+                    start_cart=s.cart_coords[ion_index].tolist(), catalogue=catalogue,
                 )
                 ads.name = f"E_ads {label}"
                 jobs.append(ads)

@@ -300,7 +300,7 @@ def _mlip_hops(groups: dict[str, FunnelGroup], selected: list[str], model: str, 
 
 @job
 def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host: Structure | dict, system: str,
-                     ion: str, run_root: str, host_fragments: dict | None = None):
+                     ion: str, run_root: str, host_fragments: dict | None = None, catalogue: list[dict] | None = None):
     """DFT on the selected minima, from their MLIP geometries (or, with dft_start: relaxed_host, from the
     DFT-relaxed host with the ion at its MLIP position); then the NEB and the agreement document."""
     host = host if isinstance(host, Structure) else Structure.from_dict(host)
@@ -317,7 +317,8 @@ def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host:
             st.add_site_property("selective_dynamics", flags)
         sites.append({"label": name, "structure": st, "surface": not name.startswith("gap-")})
     bands = {h["path"]: h["images"] for h in funnel_doc.get("hops", [])}
-    jobs, ads = maker.site_jobs(sites, host, host_static, mu, system, ion, run_root, host_fragments, bands=bands)
+    jobs, ads = maker.site_jobs(sites, host, host_static, mu, system, ion, run_root, host_fragments, bands=bands,
+                                catalogue=catalogue)
     agree = funnel_agreement_job(funnel_doc, ads)
     agree.name = "funnel agreement (MLIP vs DFT)"
     jobs.append(agree)

@@ -265,8 +265,17 @@ def reference_energy_job(calc: dict, n_ions: int) -> float:
 def adsorption_job(
     calc: dict, host: dict, ion: str, site: str, mu_bulk: float | None, mu_atom: float | None,
     ion_index: int, n_ions: int = 1, uuid: str = "", start_cart: list[float] | None = None,
+    catalogue: list[dict] | None = None,
 ) -> dict:
+    """``catalogue``: the builder's sites (Site dicts), to name the site where a single ion ended."""
     structure = Structure.from_dict(calc["structure"])
+    ended_at = None
+    if catalogue and n_ions == 1:
+        from hetero.builders.candidates import classify_final_positions
+        from hetero.builders.sites import Site
+
+        ended_at = classify_final_positions(Structure.from_dict(host["structure"]), [structure.cart_coords[ion_index]],
+                                            [Site(**s) for s in catalogue])[0]
     shift = None
     if start_cart is not None:  # a large shift means the ion left its site: the label names the start
         d = structure.lattice.get_fractional_coords(np.asarray(structure.cart_coords[ion_index]) - np.asarray(start_cart))
@@ -280,7 +289,7 @@ def adsorption_job(
         system=host["system"], ion=ion, site=site, n_ions=n_ions,
         e_total_eV=calc["energy_eV"], e_host_eV=host["energy_eV"], mu_bulk_eV=mu_bulk, mu_atom_eV=mu_atom,
         e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
-        height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, calc_uuid=uuid,
+        height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, ended_at=ended_at, calc_uuid=uuid,
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
     )
 
