@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from pymatgen.core import Structure
+
 from hetero.builders.candidates import classify_final_positions, ion_candidates, ion_on_relaxed_host, select_for_dft
 from hetero.builders.presets import get_preset
 from hetero.builders.sites import find_sites, place_ion
@@ -138,7 +140,8 @@ def test_bad_funnel_blocks_are_refused(tmp_path):
     base = yaml.safe_load((Path(__file__).parents[1] / "workflows" / "na_vn001.yaml").read_text())
     for block, msg in (({"modles": ["chgnet"]}, "unknown funnel keys"), ({"models": ["mace"]}, "use one or both"),
                        ({"window_eV": -1}, "window_eV"), ({"dft_start": "builder"}, "dft_start"),
-                       ({"mlip_relax": "host"}, "mlip_relax"), ({"bfgs_alpha": -5}, "bfgs_alpha")):
+                       ({"mlip_relax": "host"}, "mlip_relax"), ({"bfgs_alpha": -5}, "bfgs_alpha"),
+                       ({"dft_relax": "cell"}, "dft_relax"), ({"dft_relax": "ion", "dft_start": "mlip"}, "dft_start")):
         f = tmp_path / "c.yaml"
         f.write_text(yaml.safe_dump({**base, "funnel": block}))
         with pytest.raises(CampaignError, match=msg):
@@ -220,6 +223,30 @@ def test_funnel_campaign_end_to_end(tmp_path):
     again = [d for d in docs if d.get("doc_type") == "funnel"][-1]
     assert again["n_reused"] == 8 and again["candidates_per_minute"] is None
     assert again["selected"] == funnel["selected"]
+
+
+@pytest.mark.mlip
+def test_funnel_dft_relax_ion_holds_the_relaxed_host(tmp_path):
+    """funnel: {dft_relax: ion}: the second stage starts each selected minimum's ion on the stage's own relaxed
+    host and moves only the ion; every adsorption document names where its ion ended."""
+    camp = {
+        "name": "vn_na_ion", "model": {"preset": "vn001_na", "size": "fast", "extra_vacuum_A": 0},
+        "ion": "Na", "steps": ["relax", "static", "adsorption"], "engine": "mlip",
+        "funnel": {"models": ["chgnet"], "random_starts": 0, "dft_relax": "ion"},
+    }
+    f = tmp_path / "ion.yaml"
+    f.write_text(yaml.safe_dump(camp))
+    root = run_campaign(f, runs_dir=tmp_path / "runs", log=False)
+    docs = [d["output"] for d in json.loads((root / "store.json").read_text()) if isinstance(d.get("output"), dict)]
+    host = next(d for d in docs if d.get("doc_type") == "calc" and d["label"] == "host" and d["step"] == "static")
+    host_xyz = np.array([s["xyz"] for s in host["structure"]["sites"]])
+    sites = {s.label for s in find_sites(Structure.from_dict(host["structure"]), "Na")}
+    ads = [d for d in docs if d.get("doc_type") == "adsorption"]
+    assert len(ads) >= 2
+    for d in ads:
+        xyz = np.array([s["xyz"] for s in d["structure"]["sites"]])
+        assert np.allclose(xyz[:-1], host_xyz, atol=1e-6)  # the host did not move
+        assert d["ended_at"] in sites or d["ended_at"].startswith("other-")
 
 
 def test_agreement_with_a_minimum_only_the_second_model_found():

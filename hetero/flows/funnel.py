@@ -42,7 +42,7 @@ from hetero.schemas import (
 )
 
 FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start",
-               "mlip_relax", "bfgs_alpha"}
+               "mlip_relax", "bfgs_alpha", "dft_relax"}
 # what the MLIP stage relaxes: the ion alone on the model's relaxed host ("ion"), the ion with the host's free
 # atoms ("all"), or the ion alone on surfaces and everything for ions in a van der Waals gap ("auto")
 MLIP_RELAX = ("auto", "ion", "all")
@@ -51,6 +51,9 @@ MLIP_RELAX = ("auto", "ion", "all")
 # mlip 451 SCF iterations / 23 force calls, relaxed_host 555 / 27 (Na wanders in the flat basin around N
 # either way), so the default stays "mlip"
 DFT_STARTS = ("mlip", "relaxed_host")
+# what the DFT stage relaxes: every free atom ("all"), or the ion alone on the DFT-relaxed host ("ion": 3 degrees
+# of freedom; E_ads then leaves out the host's response to the ion, an upper bound on the binding)
+DFT_RELAX = ("all", "ion")
 
 
 REPRESENTATIVE_TIE_eV = 1e-3
@@ -83,7 +86,7 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
     if bad:
         raise ValueError(f"unknown funnel keys {sorted(bad)}; valid: {', '.join(sorted(FUNNEL_KEYS))}")
     out = {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 8, "seed": 0, "always": [],
-           "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "mlip", "mlip_relax": "auto",
+           "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "mlip", "mlip_relax": "auto", "dft_relax": "all",
            **settings}
     models = [m.split(":")[-1] for m in out["models"]]
     unknown = [m for m in models if m not in MODELS]
@@ -101,6 +104,13 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"funnel.bfgs_alpha {alpha!r}: give BFGS's initial Hessian in eV/A^2 (e.g. 20; ASE's default 70)")
     if out["dft_start"] not in DFT_STARTS:
         raise ValueError(f"funnel.dft_start {out['dft_start']!r}: use one of {', '.join(DFT_STARTS)}")
+    if out["dft_relax"] not in DFT_RELAX:
+        raise ValueError(f"funnel.dft_relax {out['dft_relax']!r}: use one of {', '.join(DFT_RELAX)}")
+    if out["dft_relax"] == "ion":
+        if settings.get("dft_start", "relaxed_host") != "relaxed_host":
+            raise ValueError("funnel.dft_relax ion holds the host at its DFT-relaxed geometry: use dft_start: "
+                             "relaxed_host (or leave dft_start out), not the whole MLIP geometry")
+        out["dft_start"] = "relaxed_host"
     return out
 
 
@@ -305,14 +315,17 @@ def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host:
     DFT-relaxed host with the ion at its MLIP position); then the NEB and the agreement document."""
     host = host if isinstance(host, Structure) else Structure.from_dict(host)
     groups = {g["label"]: g for g in funnel_doc["groups"]}
-    start = check_funnel(maker.funnel)["dft_start"]
+    cfg = check_funnel(maker.funnel)
+    start = cfg["dft_start"]
     relaxed_host = Structure.from_dict(host_static["structure"])
     sites = []
     for name in funnel_doc["selected"]:
         st = Structure.from_dict(groups[name]["structure"])
         if start == "relaxed_host":
             st = ion_on_relaxed_host(st, relaxed_host)
-        if "selective_dynamics" in host.site_properties:
+        if cfg["dft_relax"] == "ion":
+            st.add_site_property("selective_dynamics", [[False] * 3] * len(host) + [[True] * 3])
+        elif "selective_dynamics" in host.site_properties:
             flags = list(host.site_properties["selective_dynamics"]) + [[True] * 3]
             st.add_site_property("selective_dynamics", flags)
         sites.append({"label": name, "structure": st, "surface": not name.startswith("gap-")})
