@@ -3,10 +3,11 @@ finished outputs and check that the jobs holding them fail, naming the file, and
 
 A small real campaign (Na at the hollow site of a 6-atom VN(001) slab, demo settings, one core) is run
 three times on one run folder: killed (whole process group, as a crashed node) once a relaxation's
-trajectory holds frames, killed again in the middle of a static SCF, then run to the end. Checked:
+trajectory holds frames, killed again in the middle of a static SCF (once it wrote an SCF checkpoint), then
+run to the end. Checked:
 - no finished job is recomputed (every result.json that existed before a kill keeps its mtime);
 - the interrupted relaxation resumes from the last frame of its trajectory (restarts = 1 in its
-  result and in the stored CalcDoc);
+  result and in the stored CalcDoc), the interrupted static from its SCF checkpoint;
 - the stale lock of the killed run is taken over;
 - the final table equals an uninterrupted run's: the energies of runs that were never interrupted
   within the SCF tolerance, the resumed relaxation's adsorption energy within the relaxation tolerance.
@@ -53,7 +54,9 @@ RELAX_TOL_EV = 0.02  # two BFGS paths converged to fmax 0.1 eV/A end this close 
 
 
 def _env() -> dict:
-    return dict(os.environ, HETERO_CORES="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", COLUMNS="2000")
+    # an SCF checkpoint every 2 iterations: the static killed mid-SCF has one to resume from
+    return dict(os.environ, HETERO_CORES="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", COLUMNS="2000",
+                HETERO_SCF_CHECKPOINT_EVERY="2")
 
 
 def _start(camp: Path, runs: Path) -> subprocess.Popen:
@@ -139,7 +142,8 @@ def crashed(tmp_path_factory) -> dict:
     def static_in_scf() -> Path | None:
         for d in sorted(root.glob("*/*/static-*")):
             log = d / "gpaw-static.txt"
-            if not (d / "result.json").exists() and log.exists() and log.read_text(errors="replace").count("|iter:") >= 3:
+            if (not (d / "result.json").exists() and log.exists() and (d / "scf-checkpoint.gpw").exists()
+                    and log.read_text(errors="replace").count("|iter:") >= 3):
                 return d
         return None
 
@@ -186,6 +190,11 @@ def test_kill_in_relaxation_and_in_scf_then_resume(crashed):
     recomputed = [f for f, t in {**crashed["before_kill_1"], **crashed["after_kill_2"]}.items() if final[f] != t]
     assert recomputed == [], recomputed
     assert (crashed["static_dir"] / "result.json") in final  # the SCF killed midway was run again, to the end
+    # ...from its SCF checkpoint, not from scratch; the checkpoint is gone once the SCF converged
+    static = json.loads((crashed["static_dir"] / "result.json").read_text())
+    assert static["scf_resumed_from_checkpoint"] is True
+    assert not list(crashed["static_dir"].glob("scf-checkpoint*.gpw"))
+    assert (crashed["static_dir"] / "gpaw-static.part1.txt").exists()
 
     # the interrupted relaxation continued from its trajectory's last frame
     res = json.loads((relax_dir / "result.json").read_text())
