@@ -97,14 +97,17 @@ def _site_dft_work(run: Path) -> dict[str, dict]:
     DFT//MLIP run, writes no GPAW log and counts 0), GPAW force calls, and the site's E_ads vs bulk metal."""
     from hetero.io.store import load_run
 
-    ads = {d["site"]: d for d in load_run(run).of("adsorption") if d.get("n_ions", 1) == 1}
+    data = load_run(run)
+    ads = {d["site"]: d for d in data.of("adsorption") if d.get("n_ions", 1) == 1}
+    # the task folders this run's documents name (a run folder can hold other runs' folders of the same site)
+    used = {Path(c["provenance"]["run_dir"]).name for c in data.of("calc") if c.get("provenance", {}).get("run_dir")}
     out = {}
     for site_dir in sorted(run.glob("*/*@*")):
         site = site_dir.name.split("@", 1)[1]
         if site_dir.name[0].isdigit() or site not in ads:
             continue  # a coverage model (2Na@...), or unfinished
-        relax = [d for d in site_dir.glob("relax-*") if (d / "result.json").exists()]
-        static = [d for d in site_dir.glob("static-*") if (d / "result.json").exists()]
+        relax = [d for d in site_dir.glob("relax-*") if (d / "result.json").exists() and d.name in used]
+        static = [d for d in site_dir.glob("static-*") if (d / "result.json").exists() and d.name in used]
         res = json.loads((relax[0] / "result.json").read_text()) if relax else {}
         gpaw_relax = bool(relax) and any(relax[0].glob("gpaw-*.txt"))
         out[site] = {"ended_at": _ended_at(run, ads[site]["structure"]), "scf_relax": sum(_scf_iterations(d) for d in relax), "scf_static": sum(_scf_iterations(d) for d in static),
