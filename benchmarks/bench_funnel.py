@@ -110,10 +110,16 @@ def _site_dft_work(run: Path) -> dict[str, dict]:
         static = [d for d in site_dir.glob("static-*") if (d / "result.json").exists() and d.name in used]
         res = json.loads((relax[0] / "result.json").read_text()) if relax else {}
         gpaw_relax = bool(relax) and any(relax[0].glob("gpaw-*.txt"))
-        out[site] = {"ended_at": _ended_at(run, ads[site]["structure"]), "scf_relax": sum(_scf_iterations(d) for d in relax), "scf_static": sum(_scf_iterations(d) for d in static),
-                     "force_calls": _force_calls(relax[0]) if gpaw_relax else 0, "restarts": res.get("restarts") or 0,
-                     "energy_eV": ads[site]["e_total_eV"], "e_ads_eV": ads[site]["e_ads_bulk_eV"],
-                     "engine": ads[site]["provenance"]["engine"] + (f"//{g}" if (g := ads[site]["provenance"].get("geometry_engine")) else "")}
+        doc = ads[site]
+        geometry = doc["provenance"].get("geometry_engine")
+        out[site] = {
+            # documents written before ended_at existed (the committed naive run) are classified here
+            "ended_at": doc.get("ended_at") or _ended_at(run, doc["structure"]),
+            "scf_relax": sum(_scf_iterations(d) for d in relax), "scf_static": sum(_scf_iterations(d) for d in static),
+            "force_calls": _force_calls(relax[0]) if gpaw_relax else 0, "restarts": res.get("restarts") or 0,
+            "energy_eV": doc["e_total_eV"], "e_ads_eV": doc["e_ads_bulk_eV"],
+            "engine": doc["provenance"]["engine"] + (f"//{geometry}" if geometry else ""),
+        }
     return out
 
 

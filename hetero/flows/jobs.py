@@ -289,7 +289,8 @@ def adsorption_job(
         system=host["system"], ion=ion, site=site, n_ions=n_ions,
         e_total_eV=calc["energy_eV"], e_host_eV=host["energy_eV"], mu_bulk_eV=mu_bulk, mu_atom_eV=mu_atom,
         e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
-        height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, ended_at=ended_at, calc_uuid=uuid,
+        height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, ended_at=ended_at,
+        calc_uuid=uuid,
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
     )
 
