@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from hetero.io.yamlfile import yaml_error_line
-from hetero.flows.adsorption import ALL_STEPS, AdsorptionFlowMaker, steps_engine_cannot_run
+from hetero.flows.adsorption import ALL_STEPS, DEFERRABLE_STEPS, AdsorptionFlowMaker, steps_engine_cannot_run
 
 
 class CampaignError(ValueError):
@@ -361,7 +361,7 @@ def runnable_steps(camp: Campaign, engine) -> tuple[list[str], dict[str, str]]:
     return [s for s in camp.steps if s not in lacking], lacking
 
 
-def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
+def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, skip_steps=()):
     from hetero.structures import load_structure
 
     from hetero.engines import get_engine
@@ -403,7 +403,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None):
         engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
         funnel=dict(camp.funnel or {}),
-        geometry_engine=geometry_engine,
+        geometry_engine=geometry_engine, deferred_steps=tuple(skip_steps),
     )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
@@ -432,7 +432,7 @@ def open_store(path: Path, read_only: bool = False):
 
 def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs",
                      size: str | None = None, add_steps=(), engine: str | None = None, write: bool = True,
-                     geometry: str | None = None):
+                     geometry: str | None = None, skip_steps=()):
     """Everything before running, shared by `hetero run`, `hetero submit` and the dry run: the campaign
     (checked), the engine, the run folder, the Flow and the model records; writes models.json and
     campaign.json (engine used, steps run, steps the engine cannot run and why)."""
@@ -441,6 +441,10 @@ def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str 
     if bad:
         raise CampaignError(f"unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
     camp.steps = list(camp.steps) + [s for s in add_steps if s not in camp.steps]
+    not_deferrable = [s for s in skip_steps if s not in DEFERRABLE_STEPS]
+    if not_deferrable:
+        raise CampaignError(f"--skip-step {not_deferrable}: only analyses that read a finished result can wait for a "
+                            f"later run ({', '.join(DEFERRABLE_STEPS)}); relax, static and adsorption are the chain")
     if engine:
         camp.engine = engine
     if geometry:
@@ -453,21 +457,23 @@ def prepare_campaign(path: str | Path, preset: str | None = None, runs_dir: str 
     if Path(runs_dir).exists() and not Path(runs_dir).is_dir():
         raise CampaignError(f"--runs-dir {runs_dir} is a file, not a folder; give a folder for the run folders")
     root = run_folder(camp, preset, runs_dir)
-    flow, models = make_flow(camp, preset, root, size)
+    flow, models = make_flow(camp, preset, root, size, skip_steps)
     if write:
-        write_campaign_records(root, camp, preset, eng, models)
+        write_campaign_records(root, camp, preset, eng, models, skip_steps)
     return camp, preset, eng, root, flow, models
 
 
-def write_campaign_records(root: Path, camp: Campaign, preset: str, eng, models: dict) -> None:
+def write_campaign_records(root: Path, camp: Campaign, preset: str, eng, models: dict, skip_steps=()) -> None:
     """models.json and campaign.json of a run folder (what the table, figures and report read)."""
     from hetero.io.store import atomic_write_text
 
     steps, lacking = runnable_steps(camp, eng)
+    deferred = [s for s in steps if s in skip_steps]
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "models.json", json.dumps(models, indent=1, default=_json_default))
     atomic_write_text(root / "campaign.json", json.dumps(
-        {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label, "steps_run": steps,
+        {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label,
+         "steps_run": [s for s in steps if s not in deferred], "steps_deferred": deferred,
          "steps_not_available": {s: f"the {eng.label} engine gives no {what}" for s, what in lacking.items()}},
         indent=1))
 
@@ -506,11 +512,12 @@ class _FailedJobs(logging.Handler):
 def run_campaign(
     path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
     add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None, progress: bool = False, wait: bool = False,
-    geometry: str | None = None,
+    geometry: str | None = None, skip_steps: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Build the models, run the flow locally (cached steps are skipped) and write the store.
 
     `add_steps` extends the campaign's steps for this run (e.g. a coverage series on a finished campaign);
+    `skip_steps` puts analyses off to a later run in the same folder (the E_ads of every site first, say);
     `engine` runs the campaign on another engine (its own run folder); `geometry` ("mlip:chgnet") relaxes on that
     MLIP and computes everything else on the engine (its own run folder). Raises RunFailed, after writing
     the store and run_summary.json, when any job failed or was skipped.
@@ -526,12 +533,12 @@ def run_campaign(
     from hetero.preflight import check_engine_setup
 
     camp, preset, eng, root, flow, models = prepare_campaign(path, preset, runs_dir, size, add_steps, engine,
-                                                             write=False, geometry=geometry)
+                                                             write=False, geometry=geometry, skip_steps=skip_steps)
     check_engine_setup(eng, _elements(models, camp.ion))  # bad set-up: an error before anything is written
     with RunLock(root, wait=wait) as lock:
         if lock.taken_over:
             logging.getLogger("hetero").warning(stale_owner_message(lock.taken_over, root))
-        write_campaign_records(root, camp, preset, eng, models)
+        write_campaign_records(root, camp, preset, eng, models, skip_steps)
         store_path = root / "store.json"
         if store_path.exists():  # results live in the run folders; the store is rebuilt from them
             keep_store_backup(store_path)

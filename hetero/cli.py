@@ -76,6 +76,9 @@ def run(
     cores: int = typer.Option(None, help="MPI ranks per DFT run (default: all local cores or SLURM_NTASKS)"),
     add_step: list[str] = typer.Option(None, "--add-step", help="run a step the campaign file does not list, e.g. "
                                        "--add-step coverage (same run folder: finished steps are reused)"),
+    skip_step: list[str] = typer.Option(None, "--skip-step", help="put an analysis off to a later run, e.g. "
+                                        "--skip-step cdd: every site's E_ads first; a run without it adds the CDD "
+                                        "and reuses every static"),
     dry_run: bool = typer.Option(False, "--dry-run", help="VASP: write every input folder that can be written now "
                                  "(no POTCARs needed, nothing runs) and list what waits for earlier results"),
     wait: bool = typer.Option(False, "--wait", help="if another hetero run holds the run folder, wait for it to "
@@ -99,7 +102,8 @@ def run(
 
         try:
             _camp, _preset, eng, root, flow, _models = prepare_campaign(campaign, preset, runs_dir, size,
-                                                                        add_step or (), engine)
+                                                                        add_step or (), engine,
+                                                                        skip_steps=skip_step or ())
         except (CampaignError, SettingsError, EngineCapabilityError, BuildError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
@@ -123,7 +127,7 @@ def run(
     warnings.filterwarnings("ignore", message="The default method has changed", category=UserWarning)
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
-                            engine=engine, progress=True, wait=wait, geometry=geometry)
+                            engine=engine, progress=True, wait=wait, geometry=geometry, skip_steps=skip_step or ())
     except bad_input_errors() as exc:
         fail(exc)
     except RunFailed as exc:
@@ -134,7 +138,11 @@ def run(
     summary = json.loads((root / "run_summary.json").read_text())
     console.print(f"[green]done[/green]: every job finished ({summary['jobs_finished']} jobs, "
                   f"{format_s(summary['wall_s'])})", highlight=False)
-    used_preset = json.loads((root / "campaign.json").read_text()).get("preset_used", "")
+    record = json.loads((root / "campaign.json").read_text())
+    used_preset = record.get("preset_used", "")
+    if record.get("steps_deferred"):
+        console.print(f"put off: {', '.join(record['steps_deferred'])}; the same command without --skip-step adds "
+                      "them (finished statics are reused)", highlight=False)
     if report:
         _table_figures_report(root)
     lines = next_steps(root, used_preset)

@@ -280,6 +280,10 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
         note = "; ".join(f"{step}: {why}" for step, why in missing.items())
         for row in rows:
             row["steps_not_available"] = note
+    deferred = (run.campaign or {}).get("steps_deferred") or []
+    if deferred:  # columns empty because the run put them off, not because they failed
+        for row in rows:
+            row["steps_deferred"] = ", ".join(deferred) + " (run put off with --skip-step)"
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in BASE_COLUMNS)
     df = df.reindex(columns=BASE_COLUMNS + extra)

@@ -51,11 +51,45 @@ def run(tmp_path_factory):
     ours, theirs = load_campaign(camp_file).model_dump(), load_campaign(NA_VN).model_dump()
     assert ours.pop("engine") == "vasp" and theirs.pop("engine") == "gpaw" and ours == theirs
     env = mock_vasp_env(ref, tmp / "calls.jsonl")
+    root = run_folder(load_campaign(camp_file), "fast", tmp / "runs")
+    # first every site's E_ads with the CDD fragments and the CI-NEB put off, then the full run in the same folder
+    first = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs"), "--skip-step", "cdd",
+                        "--skip-step", "neb"], env)
+    first_calls = _calls(tmp / "calls.jsonl")
+    first_record = json.loads((root / "campaign.json").read_text())
+    first_table = build_table(root)
     t0 = time.time()
     res = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs"), "--report"], env)
     wall = time.time() - t0
-    root = run_folder(load_campaign(camp_file), "fast", tmp / "runs")
-    return {"camp": camp_file, "env": env, "log": tmp / "calls.jsonl", "root": root, "res": res, "wall_s": wall}
+    return {"camp": camp_file, "env": env, "log": tmp / "calls.jsonl", "root": root, "res": res, "wall_s": wall,
+            "first": first, "first_calls": first_calls, "first_record": first_record, "first_table": first_table}
+
+
+def test_skip_step_puts_the_cdd_and_neb_off_and_the_full_run_adds_only_them(run):
+    first = run["first"]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "put off: cdd, neb" in " ".join(first.stdout.split())
+    kinds = Counter(c["kind"] for c in run["first_calls"])
+    assert kinds == {k: n for k, n in EXPECTED_CALLS.items() if k not in ("static-fragment", "neb")}
+    assert run["first_record"]["steps_deferred"] == ["cdd", "neb"]
+    assert "cdd" not in run["first_record"]["steps_run"] and "bader" in run["first_record"]["steps_run"]
+    sites = run["first_table"][run["first_table"]["row_kind"] == "site"]
+    assert set(sites["site"]) == SITES and np.isfinite(sites["e_ads_eV"].astype(float)).all()
+    assert "ion_cdd_transferred_e" not in sites or sites["ion_cdd_transferred_e"].isna().all()
+    assert sites["steps_deferred"].str.startswith("cdd, neb").all()
+    # the full run after it sent VASP only what was put off: the totals are those of one full run
+    # (test_campaign_finishes_...), and no static ran twice
+    later = Counter(c["kind"] for c in _calls(run["log"])[len(run["first_calls"]):])
+    assert later == {"static-fragment": EXPECTED_CALLS["static-fragment"], "neb": EXPECTED_CALLS["neb"]}
+    assert "steps_deferred" not in build_table(run["root"]).columns
+
+
+def test_skip_step_of_the_chain_itself_is_refused_naming_the_deferrable_steps(run, tmp_path):
+    bad = run_hetero(["run", str(run["camp"]), "--runs-dir", str(tmp_path / "runs"), "--skip-step", "static"],
+                     run["env"])
+    out = " ".join(bad.stdout.split())
+    assert bad.returncode == 2 and "--skip-step ['static']" in out and "cdd" in out, out[-1500:]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_campaign_finishes_and_vasp_saw_every_step_with_its_tags(run):

@@ -31,6 +31,9 @@ from hetero.flows.jobs import (
 )
 
 ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb", "coverage")
+# steps a run may put off (`hetero run --skip-step`) and add later in the same run folder: each only reads a
+# finished static or adsorption result, so leaving it out changes no other task
+DEFERRABLE_STEPS = ("dos", "bader", "cdd", "workfunction", "neb", "coverage")
 
 # what each step needs from the engine: a flow asking for more than its engine gives fails when built
 STEP_NEEDS: dict[str, set[Capability]] = {
@@ -83,6 +86,12 @@ class AdsorptionFlowMaker(Maker):
     funnel: dict = field(default_factory=dict)
     # geometries from another engine (an MLIP): every relaxation runs there, statics and analyses on `engine`
     geometry_engine: Engine | None = None
+    # listed in `steps` but not run now (DEFERRABLE_STEPS): the statics still write what they would need, so
+    # a later run with them reuses every static instead of repeating it
+    deferred_steps: tuple[str, ...] = ()
+
+    def _runs(self, step: str) -> bool:
+        return step in self.steps and step not in self.deferred_steps
 
     def _relax_maker(self, facts: dict, cell: bool = False) -> RelaxMaker:
         return RelaxMaker(engine=self.geometry_engine or self.engine, facts=facts, cell=cell)
@@ -193,7 +202,7 @@ class AdsorptionFlowMaker(Maker):
             st.name = f"static {label}"
             jobs += [r, st]
             jobs += self._analyses(st, frags, run_root, label, dos_frags)
-            if "adsorption" in self.steps:
+            if self._runs("adsorption"):
                 ads = adsorption_job(
                     st.output, host_static, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
                     start_cart=s.cart_coords[ion_index].tolist(), catalogue=catalogue,
@@ -201,12 +210,12 @@ class AdsorptionFlowMaker(Maker):
                 ads.name = f"E_ads {label}"
                 jobs.append(ads)
                 ads_outputs.append(ads.output)
-        if "neb" in self.steps and len(ads_outputs) >= 2:
+        if self._runs("neb") and len(ads_outputs) >= 2:
             pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
                                       run_root, self.neb_settings, bands)
             pick.name = "select NEB path"
             jobs.append(pick)
-        if "coverage" in self.steps and ads_outputs:
+        if self._runs("coverage") and ads_outputs:
             cov = coverage_series(
                 ads_outputs, host_static, mu["bulk"], mu["atom"], self.engine, site_facts.model_dump(),
                 _fixed(host), system, ion, run_root, self.coverage_settings,
@@ -221,19 +230,19 @@ class AdsorptionFlowMaker(Maker):
 
     def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None) -> list:
         out = []
-        if "dos" in self.steps:
+        if self._runs("dos"):
             j = dos_job(static_job.output, dos_fragments or fragments)
             j.name = f"DOS {label}"
             out.append(j)
-        if "bader" in self.steps:
+        if self._runs("bader"):
             j = bader_job(static_job.output, fragments)
             j.name = f"Bader {label}"
             out.append(j)
-        if "workfunction" in self.steps:
+        if self._runs("workfunction"):
             j = workfunction_job(static_job.output)
             j.name = f"work function {label}"
             out.append(j)
-        if "cdd" in self.steps and fragments and len(fragments) == 2:
+        if self._runs("cdd") and fragments and len(fragments) == 2:
             j = CddMaker(engine=self.engine).make(static_job.output, fragments, run_root)
             j.name = f"CDD {label}"
             out.append(j)
