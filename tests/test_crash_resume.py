@@ -59,10 +59,10 @@ def _env() -> dict:
                 HETERO_SCF_CHECKPOINT_EVERY="2")
 
 
-def _start(camp: Path, runs: Path) -> subprocess.Popen:
+def _start(camp: Path, runs: Path, out=subprocess.PIPE) -> subprocess.Popen:
     # own session: the kill takes hetero and its GPAW child together, like a crashed node
     return subprocess.Popen([sys.executable, "-m", "hetero.cli", "run", str(camp), "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT,
+                            stdout=out, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT,
                             start_new_session=True)
 
 
@@ -109,7 +109,7 @@ def _table(root: Path):
 
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory) -> dict:
-    """Run, kill -9 mid-relaxation, resume, kill -9 mid-SCF, resume to the end; then an uninterrupted
+    """Run, kill -9 mid-relaxation, resume, kill -9 mid-SCF, resume to the end; beside it an uninterrupted
     reference run. Returns what was seen at each point (the tests below assert on it)."""
     from ase.io import Trajectory
 
@@ -136,6 +136,27 @@ def crashed(tmp_path_factory) -> dict:
     with Trajectory(str(relax_dir / "relax.traj")) as t:
         seen["last_before"] = t[n - 1].get_positions()
 
+    # the uninterrupted reference, on the other core while the killed run goes on (each run uses one): it
+    # reuses the results no kill touched (copied task folders: the same calculations by their task hash) and
+    # runs the interrupted ones without a break
+    for f in seen["before_kill_1"]:
+        shutil.copytree(f.parent, ref_runs / "crash-demo" / f.parent.relative_to(root))
+    ref_log = tmp / "ref.out"
+    with open(ref_log, "w") as out:  # a file, not a pipe nobody reads while the killed run goes on
+        ref = _start(camp, ref_runs, out)
+    try:
+        _killed_in_scf_then_finished(camp, runs, root, seen)
+    finally:
+        if ref.poll() is None and seen.get("rc") is None:  # the fixture failed: no orphaned reference run
+            os.killpg(ref.pid, signal.SIGKILL)
+    ref.wait(timeout=3600)
+    seen["ref_out"] = ref_log.read_text()
+    seen["ref_rc"] = ref.returncode
+    seen["ref_root"] = ref_runs / "crash-demo"
+    return seen
+
+
+def _killed_in_scf_then_finished(camp: Path, runs: Path, root: Path, seen: dict) -> None:
     # 2. resume, and kill -9 in the middle of a static SCF
     p = _start(camp, runs)
 
@@ -157,16 +178,6 @@ def crashed(tmp_path_factory) -> dict:
     seen["out"] = p.communicate(timeout=3600)[0]
     seen["rc"] = p.returncode
     seen["final"] = _mtimes(root)
-
-    # the uninterrupted reference; it reuses the two results no kill touched (copied task folders: the
-    # same calculations by their task hash) and runs the interrupted ones without a break
-    for f in seen["before_kill_1"]:
-        shutil.copytree(f.parent, ref_runs / "crash-demo" / f.parent.relative_to(root))
-    p = _start(camp, ref_runs)
-    seen["ref_out"] = p.communicate(timeout=3600)[0]
-    seen["ref_rc"] = p.returncode
-    seen["ref_root"] = ref_runs / "crash-demo"
-    return seen
 
 
 def _calc_energies(root: Path) -> dict[tuple[str, str], float]:
