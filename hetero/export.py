@@ -28,6 +28,9 @@ def export_run(run_folder: str | Path, dest: str | Path) -> dict:
             skipped.append(str(path.relative_to(src)))
             continue
         target = dst / path.relative_to(src)
+        if target == dst / "README.md" and target.exists():
+            # the example's own write-up; a run folder resumed from that example holds an older copy of it
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
         copied += 1
