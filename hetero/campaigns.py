@@ -80,6 +80,9 @@ class Campaign(BaseModel, extra="forbid"):
     neb: dict[str, Any] = Field(default_factory=dict)
     # coverage series (step "coverage"): max_ions, site ("best" or a label), min_separation_A
     coverage: dict[str, Any] = Field(default_factory=dict)
+    # which adsorbed sites get a CDD (step "cdd"): "all", or "best" (only the lowest-energy site, the one a paper
+    # shows; each site's CDD costs two more statics, the host frozen at the site's geometry and the lone ion)
+    cdd_sites: Literal["all", "best"] = "all"
     # screening funnel: {models: [chgnet, sevennet], window_eV: 0.3, random_starts: 8, always: [site labels]}:
     # every site and random start ranked on the MLIPs, DFT only on the distinct best (hetero.flows.funnel)
     funnel: dict[str, Any] | None = None
@@ -402,7 +405,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, 
     maker = AdsorptionFlowMaker(
         engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
-        funnel=dict(camp.funnel or {}),
+        funnel=dict(camp.funnel or {}), cdd_sites=camp.cdd_sites,
         geometry_engine=geometry_engine, deferred_steps=tuple(skip_steps),
     )
     flow = maker.make(

@@ -58,11 +58,19 @@ def run(tmp_path_factory):
     first_calls = _calls(tmp / "calls.jsonl")
     first_record = json.loads((root / "campaign.json").read_text())
     first_table = build_table(root)
+    # then the same campaign asking a CDD of the lowest-energy site only (cdd_sites: best), NEB still put off
+    best_file = tmp / "best" / "na_vn001.yaml"
+    best_file.parent.mkdir()
+    best_file.write_text(camp_file.read_text() + "cdd_sites: best\n")
+    best = run_hetero(["run", str(best_file), "--runs-dir", str(tmp / "runs"), "--skip-step", "neb"], env)
+    best_calls = _calls(tmp / "calls.jsonl")
+    best_table = build_table(root)
     t0 = time.time()
     res = run_hetero(["run", str(camp_file), "--runs-dir", str(tmp / "runs"), "--report"], env)
     wall = time.time() - t0
     return {"camp": camp_file, "env": env, "log": tmp / "calls.jsonl", "root": root, "res": res, "wall_s": wall,
-            "first": first, "first_calls": first_calls, "first_record": first_record, "first_table": first_table}
+            "first": first, "first_calls": first_calls, "first_record": first_record, "first_table": first_table,
+            "best": best, "best_calls": best_calls, "best_table": best_table}
 
 
 def test_skip_step_puts_the_cdd_and_neb_off_and_the_full_run_adds_only_them(run):
@@ -77,11 +85,27 @@ def test_skip_step_puts_the_cdd_and_neb_off_and_the_full_run_adds_only_them(run)
     assert set(sites["site"]) == SITES and np.isfinite(sites["e_ads_eV"].astype(float)).all()
     assert "ion_cdd_transferred_e" not in sites or sites["ion_cdd_transferred_e"].isna().all()
     assert sites["steps_deferred"].str.startswith("cdd, neb").all()
-    # the full run after it sent VASP only what was put off: the totals are those of one full run
+    # the later runs sent VASP only what was put off: the totals are those of one full run
     # (test_campaign_finishes_...), and no static ran twice
     later = Counter(c["kind"] for c in _calls(run["log"])[len(run["first_calls"]):])
     assert later == {"static-fragment": EXPECTED_CALLS["static-fragment"], "neb": EXPECTED_CALLS["neb"]}
     assert "steps_deferred" not in build_table(run["root"]).columns
+
+
+def test_cdd_sites_best_runs_one_site_cdd_on_the_lowest_energy_site_and_all_adds_the_rest(run):
+    best = run["best"]
+    assert best.returncode == 0, best.stdout[-3000:] + best.stderr[-3000:]
+    # two fragment statics (host frozen at the site geometry, lone Na) instead of eight
+    added = Counter(c["kind"] for c in run["best_calls"][len(run["first_calls"]):])
+    assert added == {"static-fragment": 2}
+    df = run["best_table"]
+    sites = df[(df["row_kind"] == "site") & (df["e_ads_reference"] == "bulk metal")].set_index("site")
+    with_cdd = sites[sites["ion_cdd_transferred_e"].astype(float).notna()]
+    # one reference: the lowest E_ads is the lowest site energy
+    assert list(with_cdd.index) == [sites["e_ads_eV"].astype(float).idxmin()], sites[["e_ads_eV", "ion_cdd_transferred_e"]]
+    # the full run (cdd_sites: all) then added exactly the other three sites' fragments and the NEB
+    full = Counter(c["kind"] for c in _calls(run["log"])[len(run["best_calls"]):])
+    assert full == {"static-fragment": EXPECTED_CALLS["static-fragment"] - 2, "neb": EXPECTED_CALLS["neb"]}
 
 
 def test_skip_step_of_the_chain_itself_is_refused_naming_the_deferrable_steps(run, tmp_path):

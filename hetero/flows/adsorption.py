@@ -89,6 +89,9 @@ class AdsorptionFlowMaker(Maker):
     # listed in `steps` but not run now (DEFERRABLE_STEPS): the statics still write what they would need, so
     # a later run with them reuses every static instead of repeating it
     deferred_steps: tuple[str, ...] = ()
+    # "all": a CDD for every adsorbed site; "best": only for the lowest-energy site, chosen once all site statics
+    # have finished (the fragments' statics are the costly part of a CDD)
+    cdd_sites: str = "all"
 
     def _runs(self, step: str) -> bool:
         return step in self.steps and step not in self.deferred_steps
@@ -187,7 +190,7 @@ class AdsorptionFlowMaker(Maker):
             True: (self._relax_maker(site_facts.model_dump()), self._static_maker(site_facts.model_dump(), outputs)),
             False: (self._relax_maker(facts.model_dump()), self._static_maker(facts.model_dump(), outputs)),
         }
-        jobs, ads_outputs = [], []
+        jobs, ads_outputs, statics = [], [], {}
         for site in sites:
             s: Structure = site["structure"]
             label = f"{ion}@{site['label']}"
@@ -201,7 +204,8 @@ class AdsorptionFlowMaker(Maker):
             st = s_maker.make(r.output.structure, system, label, run_root)
             st.name = f"static {label}"
             jobs += [r, st]
-            jobs += self._analyses(st, frags, run_root, label, dos_frags)
+            jobs += self._analyses(st, frags, run_root, label, dos_frags, cdd=self.cdd_sites == "all")
+            statics[site["label"]] = st.output
             if self._runs("adsorption"):
                 ads = adsorption_job(
                     st.output, host_static, ion, site["label"], mu["bulk"], mu["atom"], ion_index,
@@ -210,6 +214,10 @@ class AdsorptionFlowMaker(Maker):
                 ads.name = f"E_ads {label}"
                 jobs.append(ads)
                 ads_outputs.append(ads.output)
+        if self._runs("cdd") and self.cdd_sites == "best" and statics:
+            pick = cdd_of_best_site(statics, self.engine, run_root)
+            pick.name = "select CDD site"
+            jobs.append(pick)
         if self._runs("neb") and len(ads_outputs) >= 2:
             pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
                                       run_root, self.neb_settings, bands)
@@ -228,7 +236,7 @@ class AdsorptionFlowMaker(Maker):
         pairs = (("density", "bader"), ("density", "cdd"), ("potential", "workfunction"), ("dos", "dos"), ("elf", "elf"))
         return tuple(dict.fromkeys(o for o, step in pairs if step in self.steps))
 
-    def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None) -> list:
+    def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None, cdd: bool = True) -> list:
         out = []
         if self._runs("dos"):
             j = dos_job(static_job.output, dos_fragments or fragments)
@@ -242,11 +250,23 @@ class AdsorptionFlowMaker(Maker):
             j = workfunction_job(static_job.output)
             j.name = f"work function {label}"
             out.append(j)
-        if self._runs("cdd") and fragments and len(fragments) == 2:
+        if cdd and self._runs("cdd") and fragments and len(fragments) == 2:
             j = CddMaker(engine=self.engine).make(static_job.output, fragments, run_root)
             j.name = f"CDD {label}"
             out.append(j)
         return out
+
+
+@job
+def cdd_of_best_site(statics: dict[str, dict], engine: Engine, run_root: str):
+    """Adds the CDD (host | ion fragments) of the site whose static has the lowest energy (every site static holds
+    the same atoms, so that is also the lowest E_ads); ties go to the first label in sorted order."""
+    best = min(sorted(statics), key=lambda label: statics[label]["energy_eV"])
+    calc = statics[best]
+    n = len(calc["structure"]["sites"])
+    cdd = CddMaker(engine=engine).make(calc, {"host": list(range(n - 1)), "ion": [n - 1]}, run_root)
+    cdd.name = f"CDD {calc['label']}"
+    return Response(addition=Flow([cdd]), output={"site": best})
 
 
 @job
