@@ -94,6 +94,7 @@ def test_coverage_site_must_exist_before_anything_runs(tmp_path):
     ("v2o5_li.yaml", "v2o5_cu2v2o7_li.yaml", 42, {"V", "O"}),
     ("cu2v2o7_li.yaml", "v2o5_cu2v2o7_li.yaml", 44, {"Cu", "V", "O"}),
     ("sb2s3_k.yaml", "v5s8_sb2s3_k.yaml", 40, {"Sb", "S"}),
+    ("v5s8_k.yaml", "v5s8_sb2s3_k.yaml", 78, {"V", "S"}),
 ])
 def test_junction_sides_alone_are_host_only_campaigns_in_the_junction_cell(tmp_path, side, junction, n_atoms, elements):
     """One side of a junction study (the junction's cell, strain and settings): the slab's own static, DOS,
