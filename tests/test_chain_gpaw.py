@@ -1,13 +1,14 @@
-"""The whole chain with real GPAW on a tiny model: Na on an 8-atom VN(001) slab (fast, coarse settings).
+"""The whole chain with real GPAW on a tiny model: Na on an 8-atom VN(001) slab (the README demo's campaign,
+workflows/demo.yaml: demo preset, coarse settings).
 
-One session-scoped run feeds every assertion; a second run checks that finished work is skipped.
-Set HETERO_CHAIN_RUNS to a folder to keep (and reuse) the run between pytest sessions.
+The README command's run (tests/conftest.py `demo_run`, shared with tests/test_demo.py) feeds every assertion;
+a second run checks that finished work is skipped. HETERO_DEMO_RUNS keeps (and reuses) the run between
+pytest sessions.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,13 @@ from hetero.campaigns import load_campaign, run_campaign, run_folder  # noqa: E4
 from hetero.table import iter_documents  # noqa: E402
 
 pytestmark = pytest.mark.dft
-CAMPAIGN = Path(__file__).parent / "data" / "na_vn001_tiny.yaml"
+CAMPAIGN = Path(__file__).resolve().parents[1] / "workflows" / "demo.yaml"
 
 
 @pytest.fixture(scope="session")
-def chain_root(tmp_path_factory) -> Path:
-    runs = Path(os.environ.get("HETERO_CHAIN_RUNS") or tmp_path_factory.mktemp("runs"))
-    return run_campaign(CAMPAIGN, runs_dir=runs, log=False)
+def chain_root(demo_run) -> Path:
+    assert demo_run["rc"] == 0, demo_run["out"][-3000:]
+    return demo_run["root"]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,7 @@ def test_na_lowers_the_work_function_of_its_side(docs):
         assert wf["work_function_top_eV"] < wf["work_function_bottom_eV"] - 0.3
 
 
-def test_neb_barrier_positive_with_endpoints_from_adsorption(docs):
+def test_neb_barrier_positive_with_endpoints_from_adsorption(docs, demo_run):
     neb = docs["neb"][0]
     e_total = {d["site"]: d["e_total_eV"] for d in docs["adsorption"]}
     start, end = neb["path"].split("->")
@@ -102,7 +103,7 @@ def test_neb_barrier_positive_with_endpoints_from_adsorption(docs):
     assert neb["energies_eV"][0] == 0.0
     assert neb["hop_length_A"] > 0.5
     assert len(neb["energies_eV"]) == 4  # two moving images between the endpoints
-    cores = int(os.environ.get("HETERO_CORES") or os.cpu_count() or 1)
+    cores = demo_run["cores"]
     # images run side by side when the MPI ranks split evenly over them, else one after another
     assert neb["images_in_parallel"] == (cores >= 2 and cores % 2 == 0)
 

@@ -1,18 +1,13 @@
 """The README's first command, minus the set-up: `hetero run workflows/demo.yaml --report` with real GPAW.
 
-One run (HETERO_CORES as set, else 2; 8-16 min on 2 shared cores) feeds every assertion: the
-progress lines, the last lines (report path, next command), the physics of every step, the table,
-figures and report, and that a secret in the environment (a database URI with a password) appears
-in none of the outputs.
+One run (tests/conftest.py `demo_run`, shared with tests/test_chain_gpaw.py; HETERO_CORES as set, else 2)
+feeds every assertion: the progress lines, the last lines (report path, next command), the physics of every
+step, the table, figures and report, and that a secret in the environment (a database URI with a password)
+appears in none of the outputs.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +17,12 @@ pytest.importorskip("gpaw")
 
 pytestmark = pytest.mark.dft
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "Sup3rS3cretPw"
+from conftest import DEMO_SECRET as SECRET  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    # HETERO_DEMO_RUNS: a runs folder to keep (and reuse) between sessions, as HETERO_CHAIN_RUNS does
-    runs = Path(os.environ.get("HETERO_DEMO_RUNS") or tmp_path_factory.mktemp("demo") / "runs")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", COLUMNS="200",
-               HETERO_MONGO_URI=f"mongodb://hetero:{SECRET}@db.example.org/hetero",
-               HETERO_VASP_CMD=f"srun --password={SECRET} vasp_std")
-    env.setdefault("HETERO_CORES", "2")
-    t0 = time.time()
-    p = subprocess.run([sys.executable, "-m", "hetero.cli", "run", str(ROOT / "workflows" / "demo.yaml"), "--report",
-                        "--runs-dir", str(runs)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
-    wall = time.time() - t0
-    print(f"demo wall {wall:.0f} s on HETERO_CORES={env['HETERO_CORES']}, load {os.getloadavg()}")
-    return {"rc": p.returncode, "out": p.stdout + p.stderr, "root": runs / "demo-demo", "wall": wall}
+def demo(demo_run):
+    return demo_run  # tests/conftest.py: one run of the README command per session
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +34,7 @@ def docs(demo):
 
 
 def test_progress_lines_and_last_lines(demo, docs):
-    summary = json.loads((demo["root"] / "run_summary.json").read_text())
+    summary = demo["summary"]
     assert summary["failed"] == [] and summary["skipped"] == []
     done = [ln for ln in demo["out"].splitlines() if ln.startswith("done [")]
     assert len(done) == summary["jobs_finished"]
