@@ -619,6 +619,8 @@ def scaffold_campaign(
         "placement": "both" if (best.interlayer_distance_A or 0) >= VDW_GAP_A else "surface",
         "steps": list(ALL_STEPS),
         "references": ["bulk", "atom"],
+        # the interface's own CDD, and one ion CDD on the most stable site (each site's costs two statics)
+        "cdd_sites": "best",
         "preset": "fast",
         # every site and random start ranked on the MLIPs first; DFT only on the distinct best
         "funnel": {"models": ["chgnet", "sevennet"], "window_eV": 0.3, "random_starts": 8},

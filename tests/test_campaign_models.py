@@ -72,7 +72,7 @@ def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
     assert models["host"]["n_atoms"] == best.n_atoms
     assert any(s["label"].startswith("gap-") for s in models["sites"])
     assert any(j.name.startswith("MLIP screen Li") for j in flow.jobs)
-    assert "coverage" in camp.steps
+    assert "coverage" in camp.steps and camp.cdd_sites == "best"
     bad = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--ion", "Xx", "--out-dir", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown element" in bad.output
     none = CliRunner().invoke(app, ["new-campaign", "VS2_1L", "V2CO2", "--out-dir", str(tmp_path), "--max-area", "5"])
