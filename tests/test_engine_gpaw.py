@@ -73,3 +73,17 @@ def test_lcao_cell_relaxation_by_equation_of_state(tmp_path):
     assert eng.relax(start, tmp_path, cell=True).cached
     pw = GpawEngine("fast", overrides={"spin": "off"})
     assert "cell_relax" not in pw.translate(pw.resolve(start), start, "relax", cell=True)  # PW has stress
+
+
+def test_eigenstate_limit_reaches_gpaw_and_leaves_other_tasks_hashes_alone(tmp_path):
+    """`gpaw: {scf_eigenstates: ...}` (a 65-atom PW slab's eigenstate residual stalled at ~1e-6 for 16 iterations
+    after energy and density had converged): GPAW gets the limit; unset, the settings (and hashes) are as before."""
+    s = na_bcc()
+    plain, loose = GpawEngine("fast", overrides={"cutoff_eV": 250}), GpawEngine(
+        "fast", overrides={"cutoff_eV": 250, "gpaw": {"scf_eigenstates": 1e-5}})
+    assert "scf_eigenstates" not in plain.translate(plain.resolve(s), s, "static")
+    assert loose.translate(loose.resolve(s), s, "static")["scf_eigenstates"] == 1e-5
+    r = loose.static(s, tmp_path)
+    assert r.energy_eV < 0
+    txt = (Path(r.provenance.run_dir) / "gpaw-static.txt").read_text()
+    assert "[eigenst]ate change: 1e-05 eV^2 / valence electron" in txt

@@ -32,6 +32,8 @@ from hetero.engines.settings import PresetError, Resolved, SettingsError, config
 GPAW_KEYS = {
     "mode": "pw | lcao", "basis": "LCAO basis (lcao mode)", "h_A": "real-space grid spacing (A)",
     "scf_density": "SCF density convergence", "scf_maxiter": "SCF iteration limit",
+    "scf_eigenstates": "SCF eigenstate-residual limit, eV^2 per valence electron (null: GPAW's 4e-8); energy and "
+                       "density still decide convergence",
     "mixer_beta": "density mixing (null: GPAW default)", "optimizer": "BFGS | FIRE",
     "neb_parallel": "moving NEB images on separate MPI rank groups when ranks split evenly",
     "prerelax_mlip": "pre-relax starts with an MLIP before DFT (chgnet | sevennet | null); never reported",
@@ -109,7 +111,7 @@ class GpawEngine(Engine):
             "d3": None if v["dispersion"] == "off" else v["dispersion"], "dipole_correction": v["dipole"] == "on",
             "hubbard_u": dict(v["hubbard_u"]),
         }
-        for key in ("basis", "h_A", "symmetry"):
+        for key in ("basis", "h_A", "symmetry", "scf_eigenstates"):  # only when set: other tasks keep their hashes
             if n.get(key) is not None:
                 s[key] = n[key]
         if kind == "relax":

@@ -48,6 +48,8 @@ def _make_gpaw(settings: dict, txt: str, safe: bool = False, gpts=None, communic
         "txt": txt,
         "symmetry": settings.get("symmetry", {}),
     }
+    if settings.get("scf_eigenstates") is not None:
+        kw["convergence"]["eigenstates"] = float(settings["scf_eigenstates"])
     if settings.get("mode", "pw") == "pw":
         kw["mode"] = PW(settings.get("ecut_eV", 350))
     else:
