@@ -128,8 +128,10 @@ def test_two_runs_on_one_folder_lose_and_duplicate_nothing(tmp_path):
     second = _hetero(["run", str(camp), "--runs-dir", str(runs), "--wait"], env)
     out_first = first.communicate(timeout=900)[0]
     after_first = _results(root)
-    store_first = json.loads((root / "store.json").read_text())
     out_second = second.communicate(timeout=900)[0]
+    # the first run's final store, as the second run backed it up before rebuilding store.json (reading store.json
+    # between the two runs races with the second run's rebuild)
+    store_first = json.loads((root / "store.previous.json").read_text())
 
     assert first.returncode == 0, out_first
     assert second.returncode == 0, out_second
