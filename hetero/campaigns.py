@@ -96,7 +96,6 @@ class Campaign(BaseModel, extra="forbid"):
 
 
 NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
-GEOMETRY_ENGINE_ONLY_STEPS = {"neb", "coverage"}
 REFERENCES = ("bulk", "atom")
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
 
@@ -373,12 +372,8 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, 
     steps, _ = runnable_steps(camp, engine)
     geometry_engine = None
     if camp.geometry != "engine" and engine.name != "mlip":
-        blocked = sorted((set(steps) - set(skip_steps)) & GEOMETRY_ENGINE_ONLY_STEPS)
-        if blocked:
-            raise CampaignError(f"geometry {camp.geometry} with steps {blocked}: these relax on the campaign engine along "
-                                "the way (a CI-NEB moves its images, a coverage series relaxes each ion count); drop "
-                                f"them (or put them off: {' '.join('--skip-step ' + s for s in blocked)}), or use "
-                                "geometry: engine (the funnel's MLIP NEB gives a labelled MLIP barrier)")
+        # every geometry comes from the MLIP: a coverage series relaxes each ion count there, and a CI-NEB band is
+        # optimised there with DFT single points on its images (hetero.flows.jobs.band_on_geometry_engine)
         # the host's symmetry kept (as the GPAW pre-relaxation keeps it): CHGNet's noise alone left VS2/V2CO2
         # with 1 operation instead of 3, 10 irreducible k-points instead of 4 and 2.5x the GPAW cost per SCF step
         geometry_engine = get_engine(camp.geometry, overrides={"mlip": {"keep_symmetry": 1e-4}})

@@ -247,6 +247,10 @@ class NebDoc(BaseModel):
     images_in_parallel: bool | None = None  # moving images computed side by side on separate MPI rank groups
     # cartesian position (A) of the moving ion in every image, endpoints included; None in older stores
     image_ion_positions_A: list[list[float]] | None = None
+    # DFT//MLIP: the engine that optimised the band when it is not the one whose energies are stored (the images'
+    # energies are single points on the MLIP's CI-NEB band), and that engine's own barrier on the same band
+    band_engine: str = ""
+    band_barrier_eV: float | None = None
     provenance: Provenance
 
 

@@ -270,6 +270,10 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             rows.append(dict(base, row_kind="path", ion=neb.get("ion"), path=neb.get("path"), barrier_eV=barrier,
                              hop_length_A=hop, diffusion_coefficient_cm2_s=d, nu_Hz=nu_Hz,
                              temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),
+                             # DFT//MLIP: energies on one engine, the band from another (gpaw//mlip:chgnet)
+                             engine=(f"{_prov(neb).get('engine')}//{neb['band_engine']}" if neb.get("band_engine")
+                                     else _engine_label(_prov(neb)) or base.get("engine")),
+                             neb_method=neb.get("method") or None, band_barrier_eV=_num(neb.get("band_barrier_eV")),
                              run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
             n_ion_rows += 1
         n_ion_rows += _funnel_rows(rows, base, g)

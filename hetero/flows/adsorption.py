@@ -24,6 +24,8 @@ from hetero.flows.jobs import (
     StaticMaker,
     adsorption_job,
     bader_job,
+    band_on_geometry_engine,
+    band_single_points_job,
     coverage_doc_job,
     dos_job,
     reference_energy_job,
@@ -220,13 +222,13 @@ class AdsorptionFlowMaker(Maker):
             jobs.append(pick)
         if self._runs("neb") and len(ads_outputs) >= 2:
             pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
-                                      run_root, self.neb_settings, bands)
+                                      run_root, self.neb_settings, bands, band_engine=self.geometry_engine)
             pick.name = "select NEB path"
             jobs.append(pick)
         if self._runs("coverage") and ads_outputs:
             cov = coverage_series(
                 ads_outputs, host_static, mu["bulk"], mu["atom"], self.engine, site_facts.model_dump(),
-                _fixed(host), system, ion, run_root, self.coverage_settings,
+                _fixed(host), system, ion, run_root, self.coverage_settings, geometry_engine=self.geometry_engine,
             )
             cov.name = f"coverage series {ion}"
             jobs.append(cov)
@@ -272,9 +274,10 @@ def cdd_of_best_site(statics: dict[str, dict], engine: Engine, run_root: str):
 @job
 def neb_from_best_site(
     ads_docs: list[dict], engine: Engine, facts: dict, fixed: list[int], system: str, ion: str, run_root: str,
-    neb_settings: dict | None = None, bands: dict | None = None,
+    neb_settings: dict | None = None, bands: dict | None = None, band_engine: Engine | None = None,
 ):
-    """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind."""
+    """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind. With a `band_engine`
+    (the MLIP of a DFT//MLIP run) the band is optimised there and `engine` gives its moving images single points."""
     docs = sorted(ads_docs, key=lambda d: d["e_total_eV"])
     best = docs[0]
     s0 = Structure.from_dict(best["structure"])
@@ -297,19 +300,45 @@ def neb_from_best_site(
             band = images
         elif (b, a) == (best["site"], end["site"]):
             band = list(reversed(images))
+    path = f"{best['site']}->{end['site']}"
+    if band_engine is not None:
+        return Response(addition=_single_points_on_mlip_band(best, end, ion_index, fixed, band_engine, engine, facts,
+                                                              system, ion, run_root, neb_settings, band),
+                        output={"path": path})
     neb = NebMaker(engine=engine, facts=facts, neb_settings=neb_settings or {}, initial_band=band).make(
         {**best, "site": best["site"]}, {**end, "site": end["site"]}, ion_index, fixed, system, ion, run_root
     )
-    neb.name = f"CI-NEB {ion} {best['site']}->{end['site']}"
-    return Response(addition=Flow([neb]), output={"path": f"{best['site']}->{end['site']}"})
+    neb.name = f"CI-NEB {ion} {path}"
+    return Response(addition=Flow([neb]), output={"path": path})
+
+
+def _single_points_on_mlip_band(best: dict, end: dict, ion_index: int, fixed: list[int], band_engine: Engine,
+                                engine: Engine, facts: dict, system: str, ion: str, run_root: str,
+                                neb_settings: dict | None, initial_band: list | None) -> Flow:
+    """DFT//MLIP migration: the MLIP CI-NEB between the endpoints the MLIP relaxed (run here: minutes), then a DFT
+    static of each moving image (the costly part, one job each, so a killed run keeps the finished images)."""
+    band = band_on_geometry_engine(best, end, ion_index, fixed, band_engine, facts, system, run_root, neb_settings,
+                                   initial_band)
+    static = StaticMaker(engine=engine, facts=facts, outputs=(), geometry_engine=band["engine"])
+    label = f"neb-{best['site']}-{end['site']}"
+    jobs = []
+    for k, image in enumerate(band["images"][1:-1], start=1):
+        st = static.make(image, system, f"{label}-image{k}", run_root)
+        st.name = f"static {ion} {best['site']}->{end['site']} image {k}"
+        jobs.append(st)
+    doc = band_single_points_job(band, [j.output for j in jobs], best, end, ion_index, system, ion)
+    doc.name = f"NEB {ion} {best['site']}->{end['site']} ({engine.label}//{band['engine']})"
+    return Flow(jobs + [doc])
 
 
 @job
 def coverage_series(
     ads_docs: list[dict], host_calc: dict, mu_bulk: float | None, mu_atom: float | None, engine: Engine,
     facts: dict, fixed: list[int], system: str, ion: str, run_root: str, settings: dict | None = None,
+    geometry_engine: Engine | None = None,
 ):
-    """Adds relax + static + E_ads for 2..n ions on the copies of one site, then the coverage document.
+    """Adds relax + static + E_ads for 2..n ions on the copies of one site, then the coverage document
+    (relaxations on `geometry_engine` when given, as every relaxation of a DFT//MLIP run).
 
     n = 1 is the site's own adsorption result (taken, not recomputed); n = 0 is the host.
     """
@@ -338,8 +367,9 @@ def coverage_series(
         else f"no further copy of {one['site']} is {min_sep:.2f} A or more from the placed ions in this cell "
         f"(a larger surface_supercell holds more)"
     )
-    relax = RelaxMaker(engine=engine, facts=facts)
-    static = StaticMaker(engine=engine, facts=facts, outputs=())
+    relax = RelaxMaker(engine=geometry_engine or engine, facts=facts)
+    static = StaticMaker(engine=engine, facts=facts, outputs=(),
+                         geometry_engine=geometry_engine.label if geometry_engine is not None else "")
     jobs, outs = [], []
     for s in models:
         n = len(s) - len(host)

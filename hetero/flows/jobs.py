@@ -378,3 +378,58 @@ class NebMaker(Maker):
             images_in_parallel=result.images_in_parallel, image_ion_positions_A=ion_path,
             provenance=result.provenance,
         )
+
+
+def band_on_geometry_engine(start: dict, end: dict, ion_index: int, fixed: list[int], geometry_engine: Engine,
+                            facts: dict, system: str, run_root: str, neb_settings: dict | None = None,
+                            initial_band: list | None = None) -> dict:
+    """DFT//MLIP migration, first half: a CI-NEB on the MLIP that relaxed the endpoints (cheap, cached by task hash
+    like every engine task). Returns the band (plain structure dicts, endpoints included), its reaction coordinate
+    and the MLIP's own barrier; the DFT engine then gives each moving image a single point."""
+    from hetero.builders.images import interpolate_images
+
+    s0, s1 = Structure.from_dict(start["structure"]), Structure.from_dict(end["structure"])
+    base = _base_dir(run_root, system, f"neb-{start['site']}-{end['site']}")
+    # the endpoints' energies on the band's own engine (the DFT energies would make the tangents meaningless)
+    ends = [geometry_engine.static(s, base, _facts(facts)).energy_eV for s in (s0, s1)]
+    settings = dict(neb_settings or {})
+    n_images = int(settings.pop("neb_images", geometry_engine.neutral["neb_images"]))
+    # steps and force threshold stay the MLIP preset's (300, 0.05 eV/A): a campaign's NEB block sizes a DFT band,
+    # and an MLIP step costs a fraction of a second
+    settings = {k: v for k, v in settings.items() if k in ("neb_spring", "neb_climb")}
+    if initial_band:
+        images = [s0] + [Structure.from_dict(d) for d in initial_band[1:-1]] + [s1]
+    else:
+        images = interpolate_images(s0, s1, n_images)
+    for im in images:
+        im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+    res = geometry_engine.neb(images, ends, base, _facts(facts), neb=settings)
+    e_rel = [e - res.energies_eV[0] for e in res.energies_eV]
+    return {"images": res.images, "reaction_coord_A": res.reaction_coord_A, "converged": res.converged,
+            "method": res.method, "engine": res.provenance.engine,
+            "barrier_eV": barrier(e_rel, list(res.spline_e_eV))}
+
+
+@job
+@_plain
+def band_single_points_job(band: dict, image_statics: list[dict], start: dict, end: dict, ion_index: int,
+                           system: str, ion: str) -> NebDoc:
+    """DFT//MLIP migration, second half: the NEB document from the DFT endpoints and the DFT single points of the
+    MLIP band's moving images. The band was not re-optimised on DFT, so the barrier is the highest image (no
+    spline: single points carry no tangent forces) and the document says so: climbing False, band_engine set."""
+    energies = [start["e_total_eV"]] + [c["energy_eV"] for c in image_statics] + [end["e_total_eV"]]
+    e_rel = [e - energies[0] for e in energies]
+    s0, s1 = Structure.from_dict(start["structure"]), Structure.from_dict(end["structure"])
+    prov = Provenance(**image_statics[0]["provenance"]) if image_statics else Provenance(**start["provenance"])
+    ion_path = [Structure.from_dict(im).cart_coords[ion_index].tolist() for im in band["images"]]
+    return NebDoc(
+        system=system, ion=ion, path=f"{start['site']}->{end['site']}",
+        reaction_coord_A=band["reaction_coord_A"], energies_eV=e_rel,
+        spline_x_A=list(band["reaction_coord_A"]), spline_e_eV=e_rel, barrier_eV=barrier(e_rel),
+        hop_length_A=hop_length(s0.cart_coords, s1.cart_coords, ion_index, s0.lattice.matrix),
+        endpoint_energies_eV=[start["e_total_eV"], end["e_total_eV"]], climbing=False,
+        method=(f"{prov.engine} single points on the {band['engine']} band ({band['method']}); the band was not "
+                f"re-optimised on {prov.engine}: the barrier is its highest image, not a {prov.engine} saddle"),
+        converged=bool(band["converged"]), image_ion_positions_A=ion_path,
+        band_engine=band["engine"], band_barrier_eV=band["barrier_eV"], provenance=prov,
+    )

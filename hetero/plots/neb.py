@@ -33,8 +33,9 @@ def plot_neb(doc: dict, colour: str = PALETTE[0]):
     barrier = float(doc["barrier_eV"])
     fig = new_figure(4.4, 3.2)
     ax = fig.add_subplot()
+    band = doc.get("band_engine")  # DFT//MLIP: single points on an MLIP band, joined by straight lines
     if len(sx):
-        ax.plot(sx, se, color=colour, lw=1.3, label="spline")
+        ax.plot(sx, se, color=colour, lw=1.3, label="joined (no forces)" if band else "spline")
     ax.plot(x, e, "o", color=colour, mec="k", mew=0.6, ms=6, label="images", zorder=3)
     top_x = float(sx[np.argmax(se)]) if len(se) else float(x[np.argmax(e)])
     top_e = float(e[0] + barrier)
@@ -48,7 +49,8 @@ def plot_neb(doc: dict, colour: str = PALETTE[0]):
         ax.text(0.02, 0.03, "WARNING:\n" + "\n".join(w.split(":")[0] for w in warnings), transform=ax.transAxes,
                 fontsize=6, color="#b00000", va="bottom", gid="warning")
     conv = "" if doc.get("converged", True) else " (NOT converged)"
-    ax.set_title(f"CI-NEB {doc.get('ion', '')} {doc.get('path', '')} on {doc.get('system', '')}{conv}")
+    kind = f"{(doc.get('provenance') or {}).get('engine', '')} on {band} CI-NEB band" if band else "CI-NEB"
+    ax.set_title(f"{kind} {doc.get('ion', '')} {doc.get('path', '')} on {doc.get('system', '')}{conv}")
     ax.set_xlabel(r"reaction coordinate ($\AA$)")
     ax.set_ylabel("E - E$_{initial}$ (eV)")
     ax.legend(frameon=False, loc="best")
