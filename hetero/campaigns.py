@@ -473,7 +473,7 @@ def write_campaign_records(root: Path, camp: Campaign, preset: str, eng, models:
     atomic_write_text(root / "campaign.json", json.dumps(
         {**camp.model_dump(), "preset_used": preset, "engine_used": eng.label,
          "steps_run": [s for s in steps if s not in deferred], "steps_deferred": deferred,
-         "steps_not_available": {s: f"the {eng.label} engine gives no {what}" for s, what in lacking.items()}},
+         "steps_not_available": {s: eng.lacks(what) for s, what in lacking.items()}},
         indent=1))
 
 

@@ -143,6 +143,8 @@ def run(
     if record.get("steps_deferred"):
         console.print(f"put off: {', '.join(record['steps_deferred'])}; the same command without --skip-step adds "
                       "them (finished statics are reused)", highlight=False)
+    for step, why in (record.get("steps_not_available") or {}).items():
+        console.print(f"not run: {step}: {why}", highlight=False, markup=False, soft_wrap=True)
     if report:
         _table_figures_report(root)
     lines = next_steps(root, used_preset)

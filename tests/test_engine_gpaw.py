@@ -12,6 +12,8 @@ pytest.importorskip("gpaw")
 from hetero.engines.gpaw import GpawEngine, ModelTooLargeError, SCFNotConvergedError  # noqa: E402
 from hetero.engines.settings import PresetError, SettingsError  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def na_bcc() -> Structure:
     return Structure(Lattice.cubic(4.23), ["Na", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -87,3 +89,27 @@ def test_eigenstate_limit_reaches_gpaw_and_leaves_other_tasks_hashes_alone(tmp_p
     assert r.energy_eV < 0
     txt = (Path(r.provenance.run_dir) / "gpaw-static.txt").read_text()
     assert "[eigenst]ate change: 1e-05 eV^2 / valence electron" in txt
+
+
+def test_lcao_mode_has_no_elf_and_says_so(tmp_path):
+    """GPAW's LCAO mode cannot give an ELF (gpaw.elf raises NotImplementedError after the SCF): the step is dropped
+    when the flow is built, and campaign.json says why, instead of a failure hours into the run."""
+    import json
+
+    import yaml
+
+    from hetero.campaigns import prepare_campaign
+    from hetero.engines import get_engine
+    from hetero.engines.base import Capability
+
+    assert Capability.ELF not in get_engine("gpaw", "interface_lcao").capabilities
+    assert Capability.ELF in get_engine("gpaw", "fast").capabilities
+    data = yaml.safe_load((ROOT / "tests" / "data" / "na_vn001_tiny.yaml").read_text())
+    data.update(preset="interface_lcao", steps=["relax", "static", "elf", "adsorption"], sites=["hollow"])
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump(data))
+    _, _, _, root, flow, _ = prepare_campaign(camp, runs_dir=tmp_path / "runs")
+    record = json.loads((root / "campaign.json").read_text())
+    assert "elf" not in record["steps_run"] and "LCAO mode" in record["steps_not_available"]["elf"]
+    statics = [j for j, _ in flow.iterflow() if j.name.startswith("static")]
+    assert statics and all("elf" not in j.maker.outputs for j in statics)  # no static computes an ELF

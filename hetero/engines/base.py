@@ -211,6 +211,10 @@ class Engine(ABC, MSONable):
     def check_native(self, native: dict[str, Any]) -> None:
         """Validate the engine-only section (escape hatch); unknown keys are errors."""
 
+    def lacks(self, what: str) -> str:
+        """Why this engine cannot give `what` (a capability's value), as campaign.json and the table say it."""
+        return f"the {self.label} engine gives no {what}"
+
     def require(self, needed: set[Capability] | list[Capability], what: str = "this flow") -> None:
         missing = [c for c in needed if c not in self.capabilities]
         if missing:

@@ -82,7 +82,19 @@ class GpawEngine(Engine):
     cores: int | None = None
 
     name: ClassVar[str] = "gpaw"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        # GPAW's LCAO mode has no kinetic-energy density (gpaw.elf raises NotImplementedError after the whole SCF):
+        # an LCAO campaign asking for ELF is refused when built, not hours later
+        if self.native.get("mode") == "lcao":
+            return frozenset(Capability) - {Capability.ELF}
+        return frozenset(Capability)
+
+    def lacks(self, what: str) -> str:
+        if self.native.get("mode") == "lcao":
+            return f"GPAW in LCAO mode gives no {what} (no kinetic-energy density there; gpaw: {{mode: pw}} gives it)"
+        return super().lacks(what)
 
     def check_native(self, native: dict[str, Any]) -> None:
         bad = sorted(set(native) - set(GPAW_KEYS))
