@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -511,7 +512,7 @@ class _FailedJobs(logging.Handler):
 def run_campaign(
     path: str | Path, preset: str | None = None, runs_dir: str | Path = "runs", size: str | None = None, log: bool = True,
     add_steps: tuple[str, ...] | list[str] = (), engine: str | None = None, progress: bool = False, wait: bool = False,
-    geometry: str | None = None, skip_steps: tuple[str, ...] | list[str] = (),
+    geometry: str | None = None, skip_steps: tuple[str, ...] | list[str] = (), reuse_from=(),
 ) -> Path:
     """Build the models, run the flow locally (cached steps are skipped) and write the store.
 
@@ -524,16 +525,36 @@ def run_campaign(
     Bad input raises before anything is written (CampaignError, SettingsError, EngineSetupError, ...).
     One run per run folder: a second one raises RunFolderBusy, or with `wait` waits for the first;
     `progress` shows a live bar and one line per finished job (hetero.progress) instead of jobflow's log.
+    `reuse_from`: other run folders whose finished tasks, where identical, are linked in (hetero.io.reuse).
     """
+    from hetero.io.reuse import REUSE_ENV, check_reuse_source
+    from hetero.preflight import check_engine_setup
+
+    try:
+        sources = [check_reuse_source(p) for p in reuse_from or ()]
+    except ValueError as exc:
+        raise CampaignError(str(exc)) from None
+    camp, preset, eng, root, flow, models = prepare_campaign(path, preset, runs_dir, size, add_steps, engine,
+                                                             write=False, geometry=geometry, skip_steps=skip_steps)
+    check_engine_setup(eng, _elements(models, camp.ion))  # bad set-up: an error before anything is written
+    old_reuse = os.environ.get(REUSE_ENV)
+    if sources:
+        os.environ[REUSE_ENV] = os.pathsep.join(str(p) for p in sources)
+    try:
+        return _run_locked(root, camp, preset, eng, flow, models, skip_steps, wait, progress, log)
+    finally:
+        if old_reuse is None:
+            os.environ.pop(REUSE_ENV, None)
+        else:
+            os.environ[REUSE_ENV] = old_reuse
+
+
+def _run_locked(root, camp, preset, eng, flow, models, skip_steps, wait, progress, log) -> Path:
     from jobflow.managers.local import run_locally
 
     from hetero.io.runlock import RunLock, stale_owner_message
     from hetero.io.store import atomic_write_text, keep_store_backup
-    from hetero.preflight import check_engine_setup
 
-    camp, preset, eng, root, flow, models = prepare_campaign(path, preset, runs_dir, size, add_steps, engine,
-                                                             write=False, geometry=geometry, skip_steps=skip_steps)
-    check_engine_setup(eng, _elements(models, camp.ion))  # bad set-up: an error before anything is written
     with RunLock(root, wait=wait) as lock:
         if lock.taken_over:
             logging.getLogger("hetero").warning(stale_owner_message(lock.taken_over, root))

@@ -85,6 +85,9 @@ def run(
                               "finish instead of refusing"),
     report: bool = typer.Option(False, "--report", help="after a complete run also write the table (RUN/table), "
                                 "the figures and the HTML report (RUN/report/index.html)"),
+    reuse_from: list[Path] = typer.Option(None, "--reuse-from", help="another run folder: its finished tasks that are "
+                                          "the same calculation (same place, same task hash: host, references, "
+                                          "sites) are linked in, not recomputed"),
 ):
     """Run a campaign locally; finished steps are reused, results go to <runs>/<name>-<preset>/store.json.
 
@@ -127,7 +130,8 @@ def run(
     warnings.filterwarnings("ignore", message="The default method has changed", category=UserWarning)
     try:
         root = run_campaign(campaign, preset=preset, runs_dir=runs_dir, size=size, add_steps=add_step or (),
-                            engine=engine, progress=True, wait=wait, geometry=geometry, skip_steps=skip_step or ())
+                            engine=engine, progress=True, wait=wait, geometry=geometry, skip_steps=skip_step or (),
+                            reuse_from=reuse_from or ())
     except bad_input_errors() as exc:
         fail(exc)
     except RunFailed as exc:
@@ -143,6 +147,10 @@ def run(
     if record.get("steps_deferred"):
         console.print(f"put off: {', '.join(record['steps_deferred'])}; the same command without --skip-step adds "
                       "them (finished statics are reused)", highlight=False)
+    if reuse_from and (root / "reused_tasks.tsv").exists():
+        n = len((root / "reused_tasks.tsv").read_text().splitlines())
+        console.print(f"reused: {n} finished tasks linked from other run folders (listed in {root}/reused_tasks.tsv)",
+                      highlight=False, soft_wrap=True)
     for step, why in (record.get("steps_not_available") or {}).items():
         console.print(f"not run: {step}: {why}", highlight=False, markup=False, soft_wrap=True)
     if report:

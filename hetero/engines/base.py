@@ -34,6 +34,7 @@ from monty.json import MSONable
 from pymatgen.core import Structure
 
 from hetero.engines.settings import ModelFacts, Resolved, merge_settings, resolve
+from hetero.io.reuse import adopt_finished_task
 from hetero.schemas import CalcResult, ElectronicOutputs, NebResult, Provenance, plain_structure_dict, settings_hash
 
 
@@ -340,6 +341,7 @@ class Engine(ABC, MSONable):
     def _cached_or_run(self, task: dict, base_dir: str | Path, structure: Structure) -> tuple[Path, dict]:
         folder = self.task_folder(task, base_dir)
         done = folder / "result.json"
+        adopt_finished_task(folder)  # `hetero run --reuse-from`: the same task finished in another run folder
         if done.exists():
             try:
                 result = json.loads(done.read_text())

@@ -1,0 +1,64 @@
+"""`hetero run --reuse-from OTHER_RUN`: a campaign variant links in the finished tasks it shares with another run
+folder (same place, same task hash) instead of recomputing them. CHGNet engine on the 8-atom Na/VN(001) model
+(real relaxations in seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hetero.cli import app
+
+CAMPAIGN = """\
+name: {name}
+model: {{preset: vn001_na, size: fast}}
+ion: Na
+sites: {sites}
+steps: [relax, adsorption]
+references: [atom]
+engine: mlip
+preset: fast
+"""
+
+
+def _run(tmp_path: Path, name: str, sites: list[str], *extra: str):
+    camp = tmp_path / f"{name}.yaml"
+    camp.write_text(CAMPAIGN.format(name=name, sites=json.dumps(sites)))
+    return CliRunner().invoke(app, ["run", str(camp), "--runs-dir", str(tmp_path / "runs"), *extra])
+
+
+def _results(root: Path) -> dict[str, Path]:
+    return {str(p.parent.relative_to(root)): p for p in root.rglob("result.json")}
+
+
+@pytest.mark.mlip
+def test_variant_links_the_shared_tasks_and_computes_only_the_new_ones(tmp_path, monkeypatch):
+    pytest.importorskip("chgnet")
+    monkeypatch.setenv("HETERO_CORES", "1")
+    monkeypatch.setenv("COLUMNS", "2000")
+    first = _run(tmp_path, "a", ["hollow"])
+    assert first.exit_code == 0, first.output
+    a = _results(tmp_path / "runs" / "a-mlip-fast")
+    second = _run(tmp_path, "b", ["hollow", "top-V"], "--reuse-from", str(tmp_path / "runs" / "a-mlip-fast"))
+    assert second.exit_code == 0, second.output
+    b = _results(tmp_path / "runs" / "b-mlip-fast")
+    shared = set(a) & set(b)
+    # host relax + static, the atom reference and Na@hollow relax + static are the same calculations: linked
+    assert len(a) == 5 and shared == set(a)
+    assert all(a[k].stat().st_ino == b[k].stat().st_ino for k in shared)
+    new = set(b) - shared  # only the new site ran: its relaxation and static
+    assert len(new) == 2 and all(k.startswith("VN_001_-fast/Na@top-V/") for k in new)
+    assert all(b[k].stat().st_nlink == 1 for k in new)
+    record = (tmp_path / "runs" / "b-mlip-fast" / "reused_tasks.tsv").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in record) == sorted(shared)
+    assert "reused: 5 finished tasks" in " ".join(second.output.split())
+
+
+def test_reuse_from_a_folder_that_is_not_a_run_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "2000")
+    result = _run(tmp_path, "a", ["hollow"], "--reuse-from", str(tmp_path))
+    assert result.exit_code == 2 and "not a run folder" in result.output and "--reuse-from" in result.output
+    assert not (tmp_path / "runs" / "a-mlip-fast" / "store.json").exists()
