@@ -70,7 +70,7 @@ class CalcResult(BaseModel):
     forces_max_eV_A: float | None = None
     fermi_eV: float | None = None
     converged: bool = True
-    n_scf: int | None = None
+    n_scf: int | None = None  # a static's SCF iterations, those of interrupted parts included (GPAW)
     n_ionic_steps: int | None = None
     magmom_total: float | None = None
     structure: dict[str, Any]  # plain pymatgen Structure dict of the final geometry (input atom order)

@@ -205,7 +205,11 @@ def test_kill_in_relaxation_and_in_scf_then_resume(crashed):
     static = json.loads((crashed["static_dir"] / "result.json").read_text())
     assert static["scf_resumed_from_checkpoint"] is True
     assert not list(crashed["static_dir"].glob("scf-checkpoint*.gpw"))
-    assert (crashed["static_dir"] / "gpaw-static.part1.txt").exists()
+    part1 = (crashed["static_dir"] / "gpaw-static.part1.txt").read_text()
+    # the result counts the killed part's SCF iterations too (its cost), and says it was resumed once
+    last = (crashed["static_dir"] / "gpaw-static.txt").read_text().count("|iter:")
+    assert part1.count("|iter:") >= 1 and static["restarts"] == 1
+    assert static["n_scf"] == last + part1.count("|iter:")
 
     # the interrupted relaxation continued from its trajectory's last frame
     res = json.loads((relax_dir / "result.json").read_text())

@@ -186,6 +186,11 @@ class GpawEngine(Engine):
                             input_atoms=task["atoms"])
             (folder / "task.json").write_text(json.dumps(run_task))
         result = self._launch(folder)
+        parts = sorted(folder.glob(f"gpaw-{task['kind']}.part*.txt"))
+        if parts:  # resumed: count the interrupted parts too (the cost of the result, not just its last leg)
+            result["restarts"] = max(int(result.get("restarts") or 0), len(parts))
+            if task["kind"] == "static" and result.get("n_scf") is not None:
+                result["n_scf"] += sum(p.read_text(errors="replace").count("|iter:") for p in parts)
         if prerelax_s is not None:  # the MLIP's load (first use in this process) and relaxation, outside GPAW
             result["prerelax_wall_s"] = prerelax_s
         return result
