@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-KEEP_SUFFIXES = {".json", ".log", ".txt", ".traj", ".md", ".csv", ".png", ".pdf", ".html", ".yaml"}
+KEEP_SUFFIXES = {".json", ".log", ".txt", ".traj", ".md", ".csv", ".tsv", ".png", ".pdf", ".html", ".yaml"}
 KEEP_NAMES = {"cdd.npz", "dos.npz", "elf.npz"}  # small grids/arrays the figures are drawn from
 MAX_FILE_MB = 20.0
 
