@@ -41,3 +41,32 @@ def test_resumed_bfgs_replays_its_trajectory(tmp_path):
 def _mk(path):
     path.mkdir(parents=True)
     return path
+
+
+def test_neb_whose_image_reaches_an_endpoint_keeps_its_energies(tmp_path, monkeypatch):
+    """A climbing image that climbs onto an endpoint which is itself a saddle (seen on the MLIP band top-N -> top-V
+    of the 8-atom VN(001) + Na) leaves two coinciding images, and ASE's spline fit raises LinAlgError: the band's
+    energies and path coordinate are kept, without a spline, and the method says why."""
+    from ase.mep import NEBTools
+
+    start = _cu_adatom()
+    end = start.copy()
+    end.positions[-1, 0] += 2.55  # the next hollow along x
+    images = [start] + [start.copy() for _ in range(2)] + [end]
+    for k, im in enumerate(images[1:-1], start=1):
+        im.positions[-1] = start.positions[-1] + (end.positions[-1] - start.positions[-1]) * k / 3
+        im.calc = EMT()
+    e_ends = []
+    for a in (start, end):
+        a.calc = EMT()
+        e_ends.append(a.get_potential_energy())
+
+    def singular(self, *a, **k):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(NEBTools, "get_fit", singular)
+    out = ase_tasks.neb(images, e_ends, tmp_path, {"neb_steps": 3, "neb_fmax_eV_A": 0.05})
+    assert "no spline" in out["method"]
+    assert len(out["reaction_coord_A"]) == 4 and out["reaction_coord_A"][0] == 0.0
+    assert np.all(np.diff(out["reaction_coord_A"]) > 0) and out["spline_x_A"] == out["reaction_coord_A"]
+    assert np.allclose(out["spline_e_eV"], np.asarray(out["energies_eV"]) - out["energies_eV"][0])

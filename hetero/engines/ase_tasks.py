@@ -175,6 +175,17 @@ def relax_cell_by_eos(atoms: Atoms, folder: Path, fmax: float, steps: int, optim
     }
 
 
+def _path_coordinate(images: list[Atoms]) -> list[float]:
+    """Cumulative distance along the band (minimum image), as ASE's NEB fit measures it."""
+    from ase.geometry import find_mic
+
+    out = [0.0]
+    for a, b in zip(images[:-1], images[1:]):
+        d, _ = find_mic(b.positions - a.positions, a.cell, a.pbc)
+        out.append(out[-1] + float(np.linalg.norm(d)))
+    return out
+
+
 def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, settings: dict[str, Any],
         parallel: bool = False, world=None, shared_calculator: bool = False) -> dict[str, Any]:
     """CI-NEB (ASE, improved tangent, FIRE) over images whose moving calculators are attached;
@@ -202,7 +213,15 @@ def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, setti
         for a, e, f in zip(images[1:-1], neb_obj.energies[1:-1], neb_obj.real_forces[1:-1]):
             a.calc = SinglePointCalculator(a, energy=float(e), forces=f.copy())
     energies = [float(a.get_potential_energy()) for a in images]
-    s, _e, sfit, efit, _lines = NEBTools(images).get_fit()
+    method = f"ASE NEB ({'climbing image, ' if climb else ''}improved tangent), FIRE"
+    try:
+        s, _e, sfit, efit, _lines = NEBTools(images).get_fit()
+    except np.linalg.LinAlgError:
+        # two neighbouring images coincide (a climbing image that reached an endpoint which is itself a saddle, not a
+        # minimum): ASE's spline has no solution; the band's energies stand alone, joined by straight lines
+        s = _path_coordinate(images)
+        sfit, efit = s, [e - energies[0] for e in energies]
+        method += "; no spline (two neighbouring images coincide: an endpoint is not a minimum)"
     if _is_root(world):
         with Trajectory(str(folder / "neb-final.traj"), "w") as t:
             for a in images:
@@ -214,7 +233,7 @@ def neb(images: list[Atoms], endpoint_energies: list[float], folder: Path, setti
         "spline_e_eV": [float(x) for x in efit],
         "converged": converged,
         "climbing": climb,
-        "method": f"ASE NEB ({'climbing image, ' if climb else ''}improved tangent), FIRE",
+        "method": method,
         "n_images_moving": len(images) - 2,
         "images_in_parallel": parallel,
         "restarts": restarts,
