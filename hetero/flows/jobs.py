@@ -348,19 +348,11 @@ class NebMaker(Maker):
     def make(
         self, start: dict, end: dict, ion_index: int, fixed: list[int], system: str, ion: str, run_root: str
     ) -> NebDoc:
-        from hetero.builders.images import interpolate_images
-
         s0 = Structure.from_dict(start["structure"])
         s1 = Structure.from_dict(end["structure"])
         settings = dict(self.neb_settings)
         n_images = int(settings.pop("neb_images", self.engine.neutral["neb_images"]))
-        if self.initial_band:
-            # the band's interior images between this NEB's own (DFT) endpoints
-            images = [s0] + [Structure.from_dict(d) for d in self.initial_band[1:-1]] + [s1]
-        else:
-            images = interpolate_images(s0, s1, n_images)
-        for im in images:
-            im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+        images = _starting_band(s0, s1, n_images, fixed, self.initial_band)
         label = f"neb-{start['site']}-{end['site']}"
         result = self.engine.neb(images, [start["e_total_eV"], end["e_total_eV"]], _base_dir(run_root, system, label),
                                  _facts(self.facts), neb=settings)
@@ -380,14 +372,27 @@ class NebMaker(Maker):
         )
 
 
+def _starting_band(s0: Structure, s1: Structure, n_images: int, fixed: list[int],
+                   initial_band: list | None = None) -> list[Structure]:
+    """A band's starting images: a given band's interior images (e.g. an MLIP band) between these endpoints, else an
+    interpolation; the fixed atoms held."""
+    from hetero.builders.images import interpolate_images
+
+    if initial_band:
+        images = [s0] + [Structure.from_dict(d) for d in initial_band[1:-1]] + [s1]
+    else:
+        images = interpolate_images(s0, s1, n_images)
+    for im in images:
+        im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+    return images
+
+
 def band_on_geometry_engine(start: dict, end: dict, ion_index: int, fixed: list[int], geometry_engine: Engine,
                             facts: dict, system: str, run_root: str, neb_settings: dict | None = None,
                             initial_band: list | None = None) -> dict:
     """DFT//MLIP migration, first half: a CI-NEB on the MLIP that relaxed the endpoints (cheap, cached by task hash
     like every engine task). Returns the band (plain structure dicts, endpoints included), its reaction coordinate
     and the MLIP's own barrier; the DFT engine then gives each moving image a single point."""
-    from hetero.builders.images import interpolate_images
-
     s0, s1 = Structure.from_dict(start["structure"]), Structure.from_dict(end["structure"])
     base = _base_dir(run_root, system, f"neb-{start['site']}-{end['site']}")
     # the endpoints' energies on the band's own engine (the DFT energies would make the tangents meaningless)
@@ -397,12 +402,7 @@ def band_on_geometry_engine(start: dict, end: dict, ion_index: int, fixed: list[
     # steps and force threshold stay the MLIP preset's (300, 0.05 eV/A): a campaign's NEB block sizes a DFT band,
     # and an MLIP step costs a fraction of a second
     settings = {k: v for k, v in settings.items() if k in ("neb_spring", "neb_climb")}
-    if initial_band:
-        images = [s0] + [Structure.from_dict(d) for d in initial_band[1:-1]] + [s1]
-    else:
-        images = interpolate_images(s0, s1, n_images)
-    for im in images:
-        im.add_site_property("selective_dynamics", [[i not in fixed] * 3 for i in range(len(im))])
+    images = _starting_band(s0, s1, n_images, fixed, initial_band)
     res = geometry_engine.neb(images, ends, base, _facts(facts), neb=settings)
     e_rel = [e - res.energies_eV[0] for e in res.energies_eV]
     return {"images": res.images, "reaction_coord_A": res.reaction_coord_A, "converged": res.converged,
