@@ -62,3 +62,28 @@ def test_reuse_from_a_folder_that_is_not_a_run_is_refused(tmp_path, monkeypatch)
     result = _run(tmp_path, "a", ["hollow"], "--reuse-from", str(tmp_path))
     assert result.exit_code == 2 and "not a run folder" in result.output and "--reuse-from" in result.output
     assert not (tmp_path / "runs" / "a-mlip-fast" / "store.json").exists()
+
+
+@pytest.mark.mlip
+def test_reuse_finds_tasks_whose_hash_moved_with_float_noise(tmp_path, monkeypatch):
+    """An exported run built on another machine: last-bit noise in the built atoms changed every task hash, so no
+    folder sits at the same path. The same calculation is still found and linked, not recomputed."""
+    pytest.importorskip("chgnet")
+    monkeypatch.setenv("HETERO_CORES", "1")
+    monkeypatch.setenv("COLUMNS", "2000")
+    assert _run(tmp_path, "a", ["hollow"]).exit_code == 0
+    other = tmp_path / "runs" / "a-mlip-fast"
+    for task_json in list(other.rglob("task.json")):  # rename every task and move its atoms by 1e-9 A
+        task = json.loads(task_json.read_text())
+        for key in ("atoms", "input_atoms"):
+            if key in task:
+                task[key]["positions"] = [[x + 1e-9 for x in row] for row in task[key]["positions"]]
+        task_json.write_text(json.dumps(task))
+        folder = task_json.parent
+        folder.rename(folder.with_name(folder.name.split("-")[0] + "-000000000000"))
+    second = _run(tmp_path, "b", ["hollow"], "--reuse-from", str(other))
+    assert second.exit_code == 0, second.output
+    b = _results(tmp_path / "runs" / "b-mlip-fast")
+    assert len(b) == 5 and all(p.stat().st_nlink == 2 for p in b.values())  # every one linked, none recomputed
+    record = (tmp_path / "runs" / "b-mlip-fast" / "reused_tasks.tsv").read_text().splitlines()
+    assert len(record) == 5 and all(line.split("\t")[1].endswith("-000000000000") for line in record)

@@ -341,7 +341,8 @@ class Engine(ABC, MSONable):
     def _cached_or_run(self, task: dict, base_dir: str | Path, structure: Structure) -> tuple[Path, dict]:
         folder = self.task_folder(task, base_dir)
         done = folder / "result.json"
-        adopt_finished_task(folder)  # `hetero run --reuse-from`: the same task finished in another run folder
+        # `hetero run --reuse-from`: the same task finished in another run folder
+        adopt_finished_task(folder, lambda other_base: same_task_folder(task, other_base))
         if done.exists():
             try:
                 result = json.loads(done.read_text())

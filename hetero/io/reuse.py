@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 REUSE_ENV = "HETERO_REUSE_FROM"  # run folders to take finished tasks from, os.pathsep-separated
-REUSED_RECORD = "reused_tasks.tsv"  # <task folder>\t<run folder it was linked from>, one line per task
+REUSED_RECORD = "reused_tasks.tsv"  # <task folder>\t<the finished folder linked in>, one line per task
 RUN_MARKER = "campaign.json"  # written into a run folder before any of its jobs runs
 # an interrupted run's restart state is not a result: never carried over
 SKIP_SUFFIXES = (".gpw",)
@@ -34,8 +35,11 @@ def check_reuse_source(path: str | Path) -> Path:
     return p
 
 
-def adopt_finished_task(folder: Path) -> Path | None:
-    """Link the finished task at `folder`'s place in another run folder into `folder`; the source, or None."""
+def adopt_finished_task(folder: Path, same_task_in: Callable[[Path], Path | None] | None = None) -> Path | None:
+    """Link the finished task at `folder`'s place in another run folder into `folder`; the source, or None.
+
+    `same_task_in(dir)` finds the task in `dir` under another name: the other run folder was built on another
+    machine or library version, whose last-bit float noise in the atoms changed every task hash."""
     sources = reuse_sources()
     if not sources or (folder / "result.json").exists():
         return None
@@ -46,6 +50,8 @@ def adopt_finished_task(folder: Path) -> Path | None:
     rel = folder.relative_to(root)
     for other in sources:
         src = other / rel
+        if not (src / "result.json").exists() and same_task_in is not None:
+            src = same_task_in(src.parent) or src
         if src.resolve() == folder or not (src / "result.json").exists():
             continue
         folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +64,7 @@ def adopt_finished_task(folder: Path) -> Path | None:
             if not (folder / item.name).exists():
                 _link_or_copy(item, folder / item.name)
         with open(root / REUSED_RECORD, "a") as record:  # the run folder's own account of what it did not compute
-            record.write(f"{rel}\t{other}\n")
+            record.write(f"{rel}\t{src}\n")
         return src
     return None
 
