@@ -148,3 +148,22 @@ def test_cli_interlayer_paths(tmp_path):
     assert len(list((tmp_path / "path_00").glob("*.vasp")) or list((tmp_path / "path_00").iterdir())) >= 5
     bad = CliRunner().invoke(app, ["build", "paths", "vn001_na", "--interlayer", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "film" in bad.output  # a single slab has no gap: the error says what is missing
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sites_do_not_follow_float_noise(seed):
+    """The same stack built on another machine differs by last-bit noise; its sites (labels and the position of
+    each, which decide the funnel's task hashes) must not move to a symmetry-equivalent spot."""
+    s, _ = get_preset("vs2_v2co2", "fast")
+    noisy = s.copy()
+    rng = np.random.default_rng(seed)
+    for i in range(len(noisy)):
+        noisy.translate_sites([i], rng.normal(0, 1e-9, 3), frac_coords=False, to_unit_cell=False)
+    order = list(range(len(s)))
+    rng.shuffle(order)  # and the atoms listed in another order
+    noisy = Structure.from_sites([noisy[i] for i in order])
+    ref = {x.label: x.cart_coords for x in find_sites(s, "Li")}
+    got = {x.label: x.cart_coords for x in find_sites(noisy, "Li")}
+    assert got.keys() == ref.keys() and len(ref) >= 5
+    for label, xyz in ref.items():
+        assert np.allclose(got[label], xyz, atol=1e-6), label

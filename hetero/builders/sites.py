@@ -155,6 +155,9 @@ def find_sites(slab: Structure, ion: str | None = None, symprec: float = 0.1) ->
         f = Minv @ c
         f -= np.floor(f + 1e-6)
         fr.append(f)
+    # a fixed order (the triangulation's follows float noise): each group's representative position and the
+    # -1/-2 label suffixes are then the same on every machine, so task hashes and exported runs match
+    fr.sort(key=lambda f: (round(float(f[0]), 3) % 1.0, round(float(f[1]), 3) % 1.0))
     uniq: list[np.ndarray] = []
     for f in fr:
         if not any(np.linalg.norm(M @ ((f - u) - np.round(f - u))) < 0.1 for u in uniq):
