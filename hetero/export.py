@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+from hetero.io.analysis_cache import keep_store_analyses_beside_statics
+
 KEEP_SUFFIXES = {".json", ".log", ".txt", ".traj", ".md", ".csv", ".tsv", ".png", ".pdf", ".html", ".yaml"}
 KEEP_NAMES = {"cdd.npz", "dos.npz", "elf.npz"}  # small grids/arrays the figures are drawn from
 MAX_FILE_MB = 20.0
@@ -36,6 +38,8 @@ def export_run(run_folder: str | Path, dest: str | Path) -> dict:
         copied += 1
     # the store keeps the original absolute paths (provenance); readers find the files under the
     # copy by their tail (hetero.io.store.RunData.resolve)
-    summary = {"copied": copied, "skipped": len(skipped), "skipped_examples": skipped[:10]}
+    # a resumed run then finds each Bader/CDD beside its static and does not re-run the static for its density
+    kept = keep_store_analyses_beside_statics(dst)
+    summary = {"copied": copied, "skipped": len(skipped), "skipped_examples": skipped[:10], "analyses_kept": kept}
     (dst / "export.json").write_text(json.dumps({"source": str(src), **summary}, indent=1))
     return summary

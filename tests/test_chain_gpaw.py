@@ -120,6 +120,40 @@ def test_rerun_skips_finished_work(chain_root):
     assert summary["jobs_finished"] >= summary["jobs_in_flow"]
 
 
+def test_resume_from_an_export_reruns_no_static(chain_root, docs, tmp_path):
+    """A fresh machine resuming from a committed export (no full densities): Bader and CDD come from the analyses
+    kept beside each static; no GPAW task runs again. When an analysis is not kept, only its static re-runs."""
+    from hetero.export import export_run
+
+    export_run(chain_root, tmp_path / "export")
+    assert not list((tmp_path / "export").rglob("density.npz"))
+    root = run_campaign(CAMPAIGN, runs_dir=tmp_path / "runs", log=False, reuse_from=[tmp_path / "export"])
+    results = list(root.rglob("result.json"))
+    assert results and all(p.stat().st_nlink == 2 for p in results)  # every task linked from the export
+    assert not list(root.rglob("density.npz"))
+
+    def bader_by_label(run_root):
+        found = {}
+        for d in iter_documents(run_root / "store.json"):
+            out = d.get("output") if "output" in d else d
+            if isinstance(out, dict) and out.get("doc_type") == "bader":
+                found[out["label"]] = out
+        return found
+
+    first = {d["label"]: d for d in docs["bader"]}
+    again = bader_by_label(root)
+    assert again.keys() == first.keys()
+    for label, doc in first.items():
+        assert again[label]["net_charge"] == pytest.approx(doc["net_charge"], abs=1e-9)
+    site_bader = next(p for p in root.rglob("bader.json") if "Na@top-V/static-" in str(p))
+    site_bader.unlink()
+    root = run_campaign(CAMPAIGN, runs_dir=tmp_path / "runs", log=False, reuse_from=[tmp_path / "export"])
+    rerun = [p for p in root.rglob("result.json") if p.stat().st_nlink == 1]
+    assert [p.parent for p in rerun] == [site_bader.parent]  # that static alone, re-run for its density
+    assert (site_bader.parent / "density.npz").exists() and site_bader.exists()
+    assert bader_by_label(root)["Na@top-V"]["net_charge"] == pytest.approx(first["Na@top-V"]["net_charge"], abs=2e-3)
+
+
 def test_screening_table_from_the_gpaw_store(chain_root, docs):
     from hetero.table import build_table
 

@@ -81,6 +81,10 @@ def _atomic_write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+# files an export leaves behind (hetero.export) that a finished task can do without until an analysis needs them
+RESTORABLE_FILES = {"density"}
+
+
 # Recognising a task folder whose input differs only by floating-point noise (Engine.task_folder)
 SAME_INPUT_TOL_A = 1e-4
 # folders written before task.json kept the input next to an MLIP-pre-relaxed start ("input_atoms") hold only
@@ -349,8 +353,10 @@ class Engine(ABC, MSONable):
             except json.JSONDecodeError:  # a torn file from an old non-atomic write: recompute
                 done.unlink()
             else:
-                missing = [name for name in result.get("files", {}).values() if not (folder / name).exists()]
-                if not missing:  # an exported folder keeps results but not full densities: recompute those
+                missing = {role for role, name in result.get("files", {}).items() if not (folder / name).exists()}
+                # an exported folder keeps results but not full densities: a lost density is restored only if an
+                # analysis that is not yet cached asks for it (restore_files); any other lost file: recompute now
+                if missing <= RESTORABLE_FILES:
                     check_result_keys(task["kind"], result, done)
                     self.check_cached(task, result, folder)
                     check_finite_result(result, folder)
@@ -365,6 +371,18 @@ class Engine(ABC, MSONable):
         _atomic_write_json(done, result)
         result["cached"] = False
         return folder, result
+
+    def restore_files(self, folder: str | Path) -> None:
+        """Re-run the finished task in `folder` from its task.json to bring back files an export left behind (a
+        full density). Its result.json is replaced by the re-run's; the store keeps the first run's numbers,
+        which agree within the SCF tolerance."""
+        folder = Path(folder)
+        task = json.loads((folder / "task.json").read_text())
+        structure = structure_from_atoms_dict(task["atoms"])
+        self.before_run(task, structure)
+        result = self._compute(task, folder, structure)
+        check_finite_result(result, folder)
+        _atomic_write_json(folder / "result.json", result)
 
     def before_run(self, task: dict, structure: Structure) -> None:
         """Checks before anything is written (memory, binaries, POTCARs)."""

@@ -245,7 +245,7 @@ class AdsorptionFlowMaker(Maker):
             j.name = f"DOS {label}"
             out.append(j)
         if self._runs("bader"):
-            j = bader_job(static_job.output, fragments)
+            j = bader_job(static_job.output, fragments, self.engine)
             j.name = f"Bader {label}"
             out.append(j)
         if self._runs("workfunction"):

@@ -31,6 +31,7 @@ from hetero.analysis.neb import barrier, hop_length
 from hetero.analysis.workfunction import NoVacuumError, work_function
 from hetero.engines.base import Engine
 from hetero.engines.settings import ModelFacts
+from hetero.io.analysis_cache import keep_analysis, read_kept_analysis
 from hetero.schemas import (
     AdsorptionDoc,
     BaderDoc,
@@ -151,11 +152,25 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     )
 
 
+def _density_file(calc: dict, engine: Engine | None) -> str:
+    """The static's density, re-run from its task.json when an export left it behind."""
+    path = calc["files"]["density"]
+    if not Path(path).exists():
+        if engine is None:
+            raise FileNotFoundError(f"{path}: the density of {calc['system']}/{calc['label']} is gone (an exported "
+                                    "run keeps no full densities) and no engine was given to re-run its static")
+        engine.restore_files(calc["provenance"]["run_dir"])
+    return path
+
+
 @job
 @_plain
-def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
+def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None, engine: Engine | None = None) -> dict:
+    cached = read_kept_analysis(calc["provenance"]["run_dir"], "bader", fragments, calc["provenance"])
+    if cached is not None:
+        return BaderDoc.model_validate(cached)
     structure = Structure.from_dict(calc["structure"])
-    grids = np.load(calc["files"]["density"])
+    grids = np.load(_density_file(calc, engine))
     res = _outputs(calc)
     if "core" in grids:
         # VASP: basins from the reference density AECCAR0+AECCAR2, valence electrons counted from CHGCAR
@@ -167,7 +182,9 @@ def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict
         out = {k: v for k, v in out.items() if k in BaderDoc.model_fields}
     else:  # GPAW: the all-electron density (core included), core electrons subtracted per atom
         out = bader_analysis(structure, grids["all_electron"], res["core_electrons"], res["valence"], fragments)
-    return BaderDoc(system=calc["system"], label=calc["label"], provenance=Provenance(**calc["provenance"]), **out)
+    doc = BaderDoc(system=calc["system"], label=calc["label"], provenance=Provenance(**calc["provenance"]), **out)
+    keep_analysis(calc["provenance"]["run_dir"], "bader", fragments, doc.model_dump(mode="json"))
+    return doc
 
 
 @job
@@ -226,6 +243,12 @@ class CddMaker(Maker):
     @_plain
     def make(self, calc_ab: dict, fragments: dict[str, list[int]], run_root: str) -> dict:
         structure = Structure.from_dict(calc_ab["structure"])
+        cached = read_kept_analysis(calc_ab["provenance"]["run_dir"], "cdd", fragments, calc_ab["provenance"])
+        if cached is not None and Path(cached["files"]["grid"]).exists():
+            if not Path(cached["files"]["cube"]).exists():  # the export kept the grid, not the viewer files
+                delta = np.load(cached["files"]["grid"])["delta"].astype(float)
+                write_volumetric(structure, delta, cached["files"]["chgcar"], cached["files"]["cube"])
+            return CddDoc.model_validate(cached)
         like = CalcResult.model_validate({**calc_ab, "kind": "static"})
         rho, energies = {}, {}
         for name, idx in fragments.items():
@@ -235,9 +258,11 @@ class CddMaker(Maker):
                 frag, _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"), outputs=("density",),
                 like=like, spin="on" if len(frag) == 1 else None,
             )
+            if not Path(r.files["density"]).exists():  # a fragment static adopted from an export
+                self.engine.restore_files(r.provenance.run_dir)
             rho[name] = np.load(r.files["density"])["pseudo"]
             energies[name] = r.energy_eV
-        rho_ab = np.load(calc_ab["files"]["density"])["pseudo"]
+        rho_ab = np.load(_density_file(calc_ab, self.engine))["pseudo"]
         names = list(fragments)
         delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
         out_dir = Path(calc_ab["provenance"]["run_dir"])
@@ -245,13 +270,15 @@ class CddMaker(Maker):
         write_volumetric(structure, delta, files["chgcar"], files["cube"])
         np.savez_compressed(files["grid"], delta=delta.astype(np.float32), cell=structure.lattice.matrix)
         doc.pop("transfer_direction")
-        return CddDoc(
+        out = CddDoc(
             system=calc_ab["system"], label=calc_ab["label"], files=files,
             e_total_eV=calc_ab["energy_eV"], fragment_energies_eV=energies,
             binding_energy_eV=calc_ab["energy_eV"] - sum(energies.values()),
             area_A2=float(np.linalg.norm(np.cross(structure.lattice.matrix[0], structure.lattice.matrix[1]))),
             provenance=Provenance(**calc_ab["provenance"]), **doc
         )
+        keep_analysis(calc_ab["provenance"]["run_dir"], "cdd", fragments, out.model_dump(mode="json"))
+        return out
 
 
 @job

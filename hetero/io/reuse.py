@@ -60,9 +60,9 @@ def adopt_finished_task(folder: Path, same_task_in: Callable[[Path], Path | None
         # result.json last: a run killed on the way leaves no result without its files
         files = sorted((f for f in src.iterdir() if f.is_file() and not f.name.endswith(SKIP_SUFFIXES)),
                        key=lambda f: f.name == "result.json")
-        for item in files:
-            if not (folder / item.name).exists():
-                _link_or_copy(item, folder / item.name)
+        for item in files:  # the source's files win over an interrupted local start of the same task
+            (folder / item.name).unlink(missing_ok=True)
+            _link_or_copy(item, folder / item.name)
         with open(root / REUSED_RECORD, "a") as record:  # the run folder's own account of what it did not compute
             record.write(f"{rel}\t{src}\n")
         return src
