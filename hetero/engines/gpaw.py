@@ -167,7 +167,7 @@ class GpawEngine(Engine):
             raise OutputValidationError(f"{logs[0]}: the GPAW log shows no converged SCF; delete {folder} to compute it again")
         for role, name in result.get("files", {}).items():
             path = folder / name
-            if path.suffix in (".npz", ".gpw", ".traj") and not _readable(path):
+            if path.exists() and path.suffix in (".npz", ".gpw", ".traj") and not _readable(path):
                 raise OutputValidationError(f"{path}: unreadable {role} file (truncated or corrupt); delete {folder} "
                                             "to compute it again")
 
