@@ -151,8 +151,11 @@ def run(
         n = len((root / "reused_tasks.tsv").read_text().splitlines())
         console.print(f"reused: {n} finished tasks linked from other run folders (listed in {root}/reused_tasks.tsv)",
                       highlight=False, soft_wrap=True)
-    for step, why in (record.get("steps_not_available") or {}).items():
-        console.print(f"not run: {step}: {why}", highlight=False, markup=False, soft_wrap=True)
+    from hetero.io.store import steps_not_run
+
+    not_run = [f"{step}: {why}" for step, why in (record.get("steps_not_available") or {}).items()]
+    for line in not_run + steps_not_run(root / "store.json"):
+        console.print(f"not run: {line}", highlight=False, markup=False, soft_wrap=True)
     if report:
         _table_figures_report(root)
     lines = next_steps(root, used_preset)

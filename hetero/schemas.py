@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 SCHEMA_VERSION = 1
+# key of a run-time decision's output (e.g. "select NEB path"): a step that was asked for, and why it did not run
+NOT_RUN_KEY = "not_run"
 
 
 def plain_structure_dict(structure) -> dict[str, Any]:

@@ -292,3 +292,27 @@ def test_adsorption_doc_and_table_name_the_site_where_the_ion_ended(vn):
         docs.append(doc)
     table = build_table(docs)
     assert table[table.row_kind == "site"].ended_at.tolist() == ["top-N", "bridge"]
+
+
+def test_neb_not_run_when_every_site_folds_into_one_minimum_is_said(tmp_path):
+    """Two sites that relaxed onto one minimum give no path: the NEB step says so (the CLI prints it) instead of
+    leaving a requested step silently out."""
+    import json
+
+    from hetero.builders import vn001_na
+    from hetero.flows.adsorption import neb_from_best_site
+    from hetero.io.store import steps_not_run
+    from hetero.schemas import NOT_RUN_KEY
+
+    slab, _ = vn001_na("fast")
+    with_ion = slab.copy()
+    with_ion.append("Na", with_ion.cart_coords[-1] + [0.0, 0.0, 2.6], coords_are_cartesian=True)
+    moved = with_ion.copy()
+    moved.translate_sites([len(moved) - 1], [0.2, 0.0, 0.0], frac_coords=False)  # within 0.5 A: the same minimum
+    docs = [{"site": "top-V", "e_total_eV": -10.0, "structure": with_ion.as_dict()},
+            {"site": "hollow", "e_total_eV": -9.9, "structure": moved.as_dict()}]
+    out = neb_from_best_site.original(docs, None, {}, [], "VN", "Na", str(tmp_path))
+    assert out["path"] is None and out[NOT_RUN_KEY].startswith("neb: ") and "hollow" in out[NOT_RUN_KEY]
+    store = tmp_path / "store.json"
+    store.write_text(json.dumps([{"uuid": "a", "index": 1, "output": out, "name": "select NEB path"}]))
+    assert steps_not_run(store) == [out[NOT_RUN_KEY]]

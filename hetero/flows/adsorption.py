@@ -31,6 +31,7 @@ from hetero.flows.jobs import (
     reference_energy_job,
     workfunction_job,
 )
+from hetero.schemas import NOT_RUN_KEY
 
 ALL_STEPS = ("relax", "static", "dos", "bader", "cdd", "workfunction", "elf", "adsorption", "neb", "coverage")
 # steps a run may put off (`hetero run --skip-step`) and add later in the same run folder: each only reads a
@@ -290,8 +291,10 @@ def neb_from_best_site(
         return float(np.linalg.norm(s0.lattice.get_cartesian_coords(d)))
 
     candidates = [d for d in docs[1:] if ion_distance(d) > 0.5]  # a site that relaxed onto best is no path
-    if not candidates:
-        return None
+    if not candidates:  # said after the run (`hetero run` prints every NOT_RUN_KEY of the store)
+        others = ", ".join(d["site"] for d in docs[1:]) or "no other site"
+        return {"path": None, NOT_RUN_KEY: f"neb: every other site ({others}) relaxed onto {best['site']} (ion within "
+                                           "0.5 A): one minimum, no path between two; add sites to get one"}
     end = min(candidates, key=ion_distance)
     band = None
     for path, images in (bands or {}).items():  # an MLIP band for this hop: the DFT CI-NEB starts from it

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hetero.schemas import NOT_RUN_KEY
+
 STORE_FILENAME = "store.json"
 CAMPAIGN_FILENAME = "campaign.json"
 MODELS_FILENAME = "models.json"
@@ -178,6 +180,12 @@ def newest_entries(entries: Iterable[Any]) -> list[dict]:
 def iter_documents(source: Any) -> Iterator[dict]:
     """Raw entries (jobflow envelopes or bare documents) of a source, the newest run of each job."""
     yield from newest_entries(_all_entries(source))
+
+
+def steps_not_run(source: Any) -> list[str]:
+    """"<step>: <why>" for each step a run-time decision left out (schemas.NOT_RUN_KEY in a job's output)."""
+    outs = (e.get("output") if isinstance(e, dict) else None for e in iter_documents(source))
+    return [o[NOT_RUN_KEY] for o in outs if isinstance(o, dict) and o.get(NOT_RUN_KEY)]
 
 
 def unwrap(entry: Any) -> list[dict]:
