@@ -26,7 +26,7 @@ def interpolate_images(start: Structure, end: Structure, n_images: int, method: 
     a1 = AseAtomsAdaptor.get_atoms(end)
     a1.positions = end.cart_coords  # keep unwrapped positions (no re-wrapping into the cell)
     images = [a0] + [a0.copy() for _ in range(n_images)] + [a1]
-    neb = NEB(images)
+    neb = NEB(images, method="improvedtangent")  # only interpolates; named to silence ASE's default-changed warning
     neb.interpolate(method=method, mic=False)
     out = []
     for im in images:
