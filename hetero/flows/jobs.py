@@ -152,14 +152,13 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     )
 
 
-def _density_file(calc: dict, engine: Engine | None) -> str:
-    """The static's density, re-run from its task.json when an export left it behind."""
-    path = calc["files"]["density"]
+def _density_file(path: str, task_folder: str, engine: Engine | None) -> str:
+    """A static's density, re-run from its task.json when an export left it behind."""
     if not Path(path).exists():
         if engine is None:
-            raise FileNotFoundError(f"{path}: the density of {calc['system']}/{calc['label']} is gone (an exported "
-                                    "run keeps no full densities) and no engine was given to re-run its static")
-        engine.restore_files(calc["provenance"]["run_dir"])
+            raise FileNotFoundError(f"{path}: the density is gone (an exported run keeps no full densities) and no "
+                                    f"engine was given to re-run the static in {task_folder}")
+        engine.restore_files(task_folder)
     return path
 
 
@@ -170,7 +169,7 @@ def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None, engine:
     if cached is not None:
         return BaderDoc.model_validate(cached)
     structure = Structure.from_dict(calc["structure"])
-    grids = np.load(_density_file(calc, engine))
+    grids = np.load(_density_file(calc["files"]["density"], calc["provenance"]["run_dir"], engine))
     res = _outputs(calc)
     if "core" in grids:
         # VASP: basins from the reference density AECCAR0+AECCAR2, valence electrons counted from CHGCAR
@@ -258,11 +257,10 @@ class CddMaker(Maker):
                 frag, _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"), outputs=("density",),
                 like=like, spin="on" if len(frag) == 1 else None,
             )
-            if not Path(r.files["density"]).exists():  # a fragment static adopted from an export
-                self.engine.restore_files(r.provenance.run_dir)
-            rho[name] = np.load(r.files["density"])["pseudo"]
+            rho[name] = np.load(_density_file(r.files["density"], r.provenance.run_dir, self.engine))["pseudo"]
             energies[name] = r.energy_eV
-        rho_ab = np.load(_density_file(calc_ab, self.engine))["pseudo"]
+        ab_density = _density_file(calc_ab["files"]["density"], calc_ab["provenance"]["run_dir"], self.engine)
+        rho_ab = np.load(ab_density)["pseudo"]
         names = list(fragments)
         delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
         out_dir = Path(calc_ab["provenance"]["run_dir"])
