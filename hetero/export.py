@@ -34,6 +34,8 @@ def export_run(run_folder: str | Path, dest: str | Path) -> dict:
             # the example's own write-up; a run folder resumed from that example holds an older copy of it
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.samefile(path):  # linked in from this example (`hetero run --reuse-from`)
+            continue
         shutil.copy2(path, target)
         copied += 1
     # the store keeps the original absolute paths (provenance); readers find the files under the
