@@ -17,6 +17,7 @@ from hetero.builders.candidates import classify_final_positions, ion_candidates,
 from hetero.builders.presets import get_preset
 from hetero.builders.sites import find_sites, place_ion
 from hetero.campaigns import CampaignError, load_campaign, run_campaign
+from hetero.io.store import unwrap
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +193,8 @@ def test_funnel_campaign_end_to_end(tmp_path):
     f = tmp_path / "funnel.yaml"
     f.write_text(yaml.safe_dump(camp))
     root = run_campaign(f, runs_dir=tmp_path / "runs", log=False)
-    docs = [d["output"] for d in json.loads((root / "store.json").read_text()) if isinstance(d.get("output"), dict)]
+    outputs = json.loads((root / "store.json").read_text())
+    docs = [d["output"] for d in outputs if isinstance(d.get("output"), dict)]
     funnel = next(d for d in docs if d.get("doc_type") == "funnel")
     assert funnel["n_candidates"] == 8 and len(funnel["candidates"]) == 8
     labels = {g["label"] for g in funnel["groups"]}
@@ -200,7 +202,7 @@ def test_funnel_campaign_end_to_end(tmp_path):
     assert 2 <= len(funnel["selected"]) < len(funnel["candidates"])
     ads = [d for d in docs if d.get("doc_type") == "adsorption"]
     assert sorted(d["site"] for d in ads) == sorted(funnel["selected"])  # the second stage ran only these
-    agree = next(d for d in docs if d.get("doc_type") == "funnel_agreement")
+    agree = next(d for out in outputs for d in unwrap(out) if d.get("doc_type") == "funnel_agreement")
     assert agree["mlip_best"] in funnel["selected"] and agree["dft_best"] in funnel["selected"]
     # same model in both stages here: its ranking must agree with itself; the screen relaxed the ion alone on a
     # frozen host (mlip_relax auto), the second stage everything: the screen's E_ads sit above, not below
@@ -250,8 +252,8 @@ def test_funnel_dft_relax_ion_holds_the_relaxed_host(tmp_path):
 
 
 def test_agreement_with_a_minimum_only_the_second_model_found():
-    """The union selection can keep a group only SevenNet-0 reached (seen on VS2 + Li): the agreement document
-    compares the first model on the groups it has, and does not fail on the others."""
+    """The union selection can keep a group only SevenNet-0 reached (seen on VS2 + Li): each model's agreement
+    document compares that model on the groups it has, and does not fail on the others."""
     from hetero.flows.funnel import funnel_agreement_job
 
     groups = [
@@ -265,9 +267,13 @@ def test_agreement_with_a_minimum_only_the_second_model_found():
            "selected": ["top-V", "hollow", "other-1"]}
     ads = [{"site": s, "e_ads_bulk_eV": e, "e_total_eV": e - 20} for s, e in
            (("top-V", -0.30), ("hollow", -0.35), ("other-1", -0.40))]
-    agree = funnel_agreement_job.original(doc, ads)
-    assert agree["mlip_best"] == "top-V" and agree["dft_best"] == "other-1" and not agree["best_agrees"]
-    assert agree["mlip_e_ads_bulk_eV"] == [-0.5, -0.4, None] and agree["spearman"] is None  # 2 comparable sites
+    chgnet, sevennet = funnel_agreement_job.original(doc, ads)  # one document per model
+    assert chgnet["model"] == "mlip:chgnet" and sevennet["model"] == "mlip:sevennet"
+    assert chgnet["mlip_best"] == "top-V" and chgnet["dft_best"] == "other-1" and not chgnet["best_agrees"]
+    assert chgnet["mlip_e_ads_bulk_eV"] == [-0.5, -0.4, None] and chgnet["spearman"] is None  # 2 comparable sites
+    # SevenNet-0 has all three: best hollow (E -11.1) vs DFT's other-1; ranks -0.6/-0.7/-0.65 vs -0.30/-0.35/-0.40
+    assert sevennet["mlip_best"] == "hollow" and not sevennet["best_agrees"]
+    assert sevennet["spearman"] == pytest.approx(0.5)
 
 
 def test_adsorption_doc_and_table_name_the_site_where_the_ion_ended(vn):

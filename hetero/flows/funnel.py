@@ -339,11 +339,16 @@ def funnel_dft_stage(funnel_doc: dict, maker, host_static: dict, mu: dict, host:
 
 
 @job
-@_plain
-def funnel_agreement_job(funnel_doc: dict, ads_docs: list[dict]) -> FunnelAgreementDoc:
+def funnel_agreement_job(funnel_doc: dict, ads_docs: list[dict]) -> list[dict]:
+    """One agreement document per MLIP of the screen: each model's ranking of the selected minima against DFT (the
+    models may disagree with each other, as CHGNet and SevenNet-0 do on the VS2/V2CO2 gap)."""
+    docs = [_agreement(funnel_doc, ads_docs, model) for model in funnel_doc["models"]]
+    return [d.model_dump() for d in docs if d is not None]
+
+
+def _agreement(funnel_doc: dict, ads_docs: list[dict], model: str) -> FunnelAgreementDoc | None:
     from scipy.stats import spearmanr
 
-    model = funnel_doc["models"][0]
     groups = {g["label"]: g for g in funnel_doc["groups"]}
     dft = {d["site"]: d.get("e_ads_bulk_eV") for d in ads_docs if d}
     sites = [s for s in funnel_doc["selected"] if s in dft]
@@ -353,6 +358,8 @@ def funnel_agreement_job(funnel_doc: dict, ads_docs: list[dict]) -> FunnelAgreem
     rho = float(spearmanr(*zip(*both)).statistic) if len(both) >= 3 else None
     e_mlip = {s: groups[s]["e_min_eV"][model] for s in sites if model in groups[s]["e_min_eV"]}
     e_dft = {d["site"]: d["e_total_eV"] for d in ads_docs if d and d["site"] in sites}
+    if not e_mlip or not e_dft:  # this model reached none of the minima DFT ran
+        return None
     mlip_best = min(e_mlip, key=e_mlip.get)
     dft_best = min(e_dft, key=e_dft.get)
     return FunnelAgreementDoc(
