@@ -66,6 +66,19 @@ def test_selection_window_union_and_never_top1_alone():
     assert "C" in sel
 
 
+def test_selection_puts_every_models_best_before_any_second_best():
+    """The VS2/V2CO2 + Li screen: CHGNet's window holds four gap minima, SevenNet-0's best is CHGNet's third; with a
+    cap of 3 (hcp-1 named) both models' best must reach DFT."""
+    from hetero.flows.funnel import cap_selection
+
+    e = {"gap-fcc": {"chgnet": -3.093, "sevennet": -3.453}, "other-2": {"chgnet": -3.056, "sevennet": -3.442},
+         "other-3": {"chgnet": -3.054, "sevennet": -3.537}, "gap-hcp": {"chgnet": -3.031, "sevennet": -3.423},
+         "hcp-1": {"chgnet": -1.726, "sevennet": -1.704}}
+    sel, _ = select_for_dft(e, 0.3, always=["hcp-1"])
+    assert sel[:3] == ["gap-fcc", "other-3", "other-2"] and sel[-1] == "hcp-1"
+    assert cap_selection(sel, ["hcp-1"], 3) == ["gap-fcc", "other-3", "hcp-1"]
+
+
 def test_cap_keeps_the_sites_the_campaign_names():
     """VS2/V2CO2 + Li: four gap minima in the window, the surface hcp-1 named, cap 3 -> two gap sites + hcp-1."""
     from hetero.flows.funnel import cap_selection

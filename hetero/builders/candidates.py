@@ -118,17 +118,20 @@ def merge_flat_basins(slab: Structure, labels: list[str], finals: list[np.ndarra
 def select_for_dft(group_energies: dict[str, dict[str, float]], window_eV: float, always: list[str] | tuple = (),
                    min_selected: int = 2) -> tuple[list[str], str]:
     """Distinct minima within window_eV of each model's minimum (union over models) plus the named
-    groups; never top-1 alone (the next best is added). group_energies: {group: {model: E_min}}."""
+    groups; never top-1 alone (the next best is added). group_energies: {group: {model: E_min}}.
+    Ordered rank by rank across the models (every model's best, then every model's second ...), so a cap on the
+    DFT sites (flows.funnel.cap_selection) keeps each model's best: CHGNet's window alone filled the VS2/V2CO2 cap
+    and left out SevenNet-0's lowest gap minimum."""
     chosen: list[str] = []
     models = sorted({m for e in group_energies.values() for m in e})
+    in_window = {}
     for m in models:
         ranked = sorted((e[m], g) for g, e in group_energies.items() if m in e)
-        if not ranked:
-            continue
-        e0 = ranked[0][0]
-        for e, g in ranked:
-            if e - e0 <= window_eV + 1e-9 and g not in chosen:
-                chosen.append(g)
+        in_window[m] = [g for e, g in ranked if e - ranked[0][0] <= window_eV + 1e-9]
+    for rank in range(max((len(v) for v in in_window.values()), default=0)):
+        for m in models:
+            if rank < len(in_window[m]) and in_window[m][rank] not in chosen:
+                chosen.append(in_window[m][rank])
     for g in always:
         if g in group_energies and g not in chosen:
             chosen.append(g)
