@@ -53,6 +53,17 @@ def _iteration_times(log: Path) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
+def replay_setup(task: dict, settings: dict, log: Path):
+    """A finished task's atoms with the GPAW calculator the worker would build (its own code path): (atoms, gpaw)."""
+    from hetero.engines import gpaw_worker
+
+    atoms = gpaw_worker._atoms(task["atoms"], settings)
+    gpaw_worker._prepare(atoms, settings)
+    calc, dft = gpaw_worker._make_gpaw(settings, str(log))
+    atoms.calc = calc
+    return atoms, dft
+
+
 def run(task_folder: Path, iters: int, variant: str, out: Path) -> dict:
     from gpaw import KohnShamConvergenceError
     from gpaw.mpi import world
@@ -73,11 +84,8 @@ def run(task_folder: Path, iters: int, variant: str, out: Path) -> dict:
 
     gpaw_worker.GPAW = patched
     try:
-        atoms = gpaw_worker._atoms(task["atoms"], settings)
-        gpaw_worker._prepare(atoms, settings)
         log = out / f"{variant}.txt"
-        calc, dft = gpaw_worker._make_gpaw(settings, str(log))
-        atoms.calc = calc
+        atoms, _gpaw = replay_setup(task, settings, log)
         t0 = time.time()
         try:
             atoms.get_potential_energy()

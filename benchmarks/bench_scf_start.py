@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_gpaw_lcao import _iteration_times
+from bench_gpaw_lcao import _iteration_times, replay_setup
 
 
 def _start(settings: dict, variant: str) -> dict:
@@ -47,15 +47,10 @@ def _start(settings: dict, variant: str) -> dict:
 def run(task_folder: Path, variant: str, out: Path) -> dict:
     from gpaw.mpi import world
 
-    from hetero.engines import gpaw_worker
-
     task = json.loads((task_folder / "task.json").read_text())
     settings = dict(task["settings"], magmoms=_start(task["settings"], variant))
-    atoms = gpaw_worker._atoms(task["atoms"], settings)
-    gpaw_worker._prepare(atoms, settings)
     log = out / f"{variant}.txt"
-    calc, dft = gpaw_worker._make_gpaw(settings, str(log))
-    atoms.calc = calc
+    atoms, dft = replay_setup(task, settings, log)
     t0 = time.time()
     energy = atoms.get_potential_energy()
     wall = time.time() - t0
