@@ -11,6 +11,7 @@ from hetero.cli_build import app as build_app
 from hetero.cli_structures import app as structures_app
 from hetero.cli_figures import figures_command, report_command
 from hetero.cli_hpc import cancel_command, resume_command, runner_command, status_command, submit_command
+from hetero.cli_table import compare as compare_command
 from hetero.cli_table import table as table_command
 
 app = typer.Typer(help="Build, compute and screen battery heterostructures.", no_args_is_help=True)
@@ -58,6 +59,8 @@ def _exits_2_on_bad_store(command):
 
 
 app.command("table", help="Collect a run folder's store into the screening table (CSV/Parquet/Markdown).")(table_command)
+app.command("compare", help="One study system by system (each side alone, the stack) beside the published values.")(
+    compare_command)
 app.command("figures", help="Redraw every figure (PNG + PDF) of a run folder from its store.")(
     _exits_2_on_bad_store(figures_command))
 app.command("report", help="One self-contained HTML page: table, figures, settings, provenance.")(

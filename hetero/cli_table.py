@@ -53,5 +53,36 @@ def table(
             (out / "comparison_published.md").write_text(cmp_df.to_markdown(index=False, floatfmt=".3f") + "\n")
 
 
+def compare(  # registered on the main app as `hetero compare` (this module's own app stays one command: `table`)
+    sources: list[Path] = typer.Argument(..., help="Run folders (or exported examples) of one study, e.g. each "
+                                         "side alone and the stack."),
+    out: Path = typer.Option(None, "--out", help="Folder for study_comparison.csv / .md (default: print only)."),
+) -> None:
+    """A study system by system: each campaign's best site, gap and work function beside the published values."""
+    from hetero.table import study_comparison, study_orderings
+
+    try:
+        cmp_df = study_comparison(sources)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if not len(cmp_df):
+        typer.echo("no results yet in " + ", ".join(map(str, sources)))
+        raise typer.Exit(code=1)
+    shown = ["system", "n_atoms", "quantity", "this_work", "detail", "engine", "published", "published_system"]
+    typer.echo(cmp_df[shown].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    refs = cmp_df.dropna(subset=["published_reference"]).published_reference.unique()
+    typer.echo("published reference state: " + ("; ".join(refs) if len(refs) else "-"))
+    orderings = study_orderings(cmp_df)
+    for line in orderings:
+        typer.echo(line)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        cmp_df.to_csv(out / "study_comparison.csv", index=False)
+        (out / "study_comparison.md").write_text(cmp_df.to_markdown(index=False, floatfmt=".3f") + "\n\n"
+                                                 + "".join(f"- {line}\n" for line in orderings))
+        typer.echo(f"written: {out / 'study_comparison.csv'}, {out / 'study_comparison.md'}")
+
+
 if __name__ == "__main__":
     app()

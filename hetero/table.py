@@ -411,6 +411,12 @@ def docs_to_json_store(docs: list[dict], path: str | Path) -> Path:
     return path
 
 
+def _campaign_engine_sites(table: pd.DataFrame) -> pd.DataFrame:
+    """Single-ion site rows of the campaign engine: the funnel's MLIP screen rows rank candidates, never compare."""
+    sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
+    return sites[sites["funnel_rank"].isna()] if "funnel_rank" in sites else sites
+
+
 def compare_with_published(run_folder: Any) -> pd.DataFrame:
     """Per-site adsorption energies beside the study's published values (campaign.json `published`);
     ``run_folder`` is a run folder or the RunData read from one.
@@ -424,9 +430,7 @@ def compare_with_published(run_folder: Any) -> pd.DataFrame:
     table = build_table(run)
     rows = []
     if len(table):
-        sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
-        if "funnel_rank" in sites:  # the funnel's MLIP screen rows rank candidates; the campaign engine's rows compare
-            sites = sites[sites["funnel_rank"].isna()]
+        sites = _campaign_engine_sites(table)
         for (_, _, site, engine), g in sites.groupby(["system", "ion", "site", "engine"], sort=False):
             by_ref = dict(zip(g.e_ads_reference, g.e_ads_eV))
             rows.append({"site": site, "engine": engine, "e_ads_bulk_metal_eV": by_ref.get("bulk metal"),
@@ -440,3 +444,93 @@ def compare_with_published(run_folder: Any) -> pd.DataFrame:
         df["rank_published"] = df["published_eV"].rank(method="min").astype("Int64")
         df = df.sort_values("e_ads_bulk_metal_eV").reset_index(drop=True)
     return df
+
+
+# --------------------------------------------------------------------------------------- a study, system by system
+# published numbers the study gives per system (not per site), and the table column each is compared with
+_PUBLISHED_PER_SYSTEM = {"e_ads_eV": "E_ads, best site", "dos_gap_eV_PBE": "band gap (eV)",
+                         "work_function_eV_UPS": "work function (eV)"}
+
+
+def _published_key(published: dict, values: dict) -> str | None:
+    """Which of a per-system published dict is this campaign's system: `published.system` when the study lists
+    several, else the only key."""
+    if published.get("system") in values:
+        return published["system"]
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def study_comparison(sources: list[Any]) -> pd.DataFrame:
+    """One row per (campaign, quantity): each campaign's own system (the best DFT site's E_ads against both
+    references, the host's gap and work function) beside the number the study publishes for that system
+    (campaign.json `published`; per-system values such as a study's 'VS2@V2CTx: -4.67 eV'). The MLIP screen's rows
+    never count as a result here: only the campaign engine's sites (DFT, or DFT//MLIP, labelled in `engine`)."""
+    rows = []
+    for src in sources:
+        run = load_run(src)
+        camp = run.campaign or {}
+        published = camp.get("published") or {}
+        table = build_table(run)
+        if not len(table):
+            continue
+        ion = camp.get("ion")
+        refs = {f"{ion}-bulk", f"{ion}-atom"}
+        host_rows = table[~table.system.isin(refs)]
+        if not len(host_rows):
+            continue
+        host = host_rows.iloc[0]  # the host's own data (gap, work function) is merged into each of its rows
+        # ... and comes from the campaign engine even on the MLIP screen's rows
+        dft_engines = table.engine.dropna()[~table.engine.dropna().str.startswith("mlip:")]
+        host_engine = dft_engines.iloc[0] if len(dft_engines) else None
+        base = {"campaign": camp.get("name") or str(src), "system": host.system, "n_atoms": host.n_atoms}
+        ours: dict[str, tuple[Any, str, str]] = {}  # quantity -> (value, detail, engine)
+        sites = _campaign_engine_sites(table)
+        bulk = sites[sites.e_ads_reference == "bulk metal"].dropna(subset=["e_ads_eV"])
+        if len(bulk):
+            best = bulk.loc[bulk.e_ads_eV.idxmin()]
+            atom = sites[(sites.site == best.site) & (sites.e_ads_reference == "isolated atom")]
+            where = f"{best.site} (of {bulk.site.nunique()} sites)"
+            ours["E_ads, best site"] = (best.e_ads_eV, f"{where}, vs bulk {ion}", best.engine)
+            if len(atom):
+                ours["E_ads, best site (atom)"] = (atom.e_ads_eV.iloc[0], f"{where}, vs the {ion} atom", best.engine)
+        if pd.notna(host.band_gap_eV):
+            ours["band gap (eV)"] = (host.band_gap_eV, "Kohn-Sham, host", host_engine)
+        if pd.notna(host.work_function_eV):
+            ours["work function (eV)"] = (host.work_function_eV, "host, top side", host_engine)
+        pub_for: dict[str, tuple[Any, str]] = {}
+        for key, quantity in _PUBLISHED_PER_SYSTEM.items():
+            values = published.get(key) or {}
+            if isinstance(values, dict) and (k := _published_key(published, values)) is not None:
+                pub_for[quantity] = (values[k], k)
+                if quantity == "E_ads, best site":
+                    pub_for["E_ads, best site (atom)"] = pub_for[quantity]
+        for quantity in dict.fromkeys([*ours, *pub_for]):
+            value, detail, engine = ours.get(quantity, (None, "not computed", None))
+            pub, pub_system = pub_for.get(quantity, (None, None))
+            rows.append({**base, "quantity": quantity, "this_work": value, "detail": detail, "engine": engine,
+                         "published": pub, "published_system": pub_system,
+                         "published_reference": published.get("reference_state") if quantity.startswith("E_ads")
+                         else None, "source": published.get("source")})
+    cols = ["campaign", "system", "n_atoms", "quantity", "this_work", "detail", "engine", "published",
+            "published_system", "published_reference", "source"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def study_orderings(cmp: pd.DataFrame) -> list[str]:
+    """'ours: A < B; published: B < A' for each quantity two or more systems have (most negative first)."""
+    lines = []
+    for quantity, g in cmp.groupby("quantity", sort=False):
+        g = g.dropna(subset=["this_work"])
+        if quantity == "band gap (eV)":  # metals tie at 0: an order of gaps says little; the values are listed
+            continue
+        if len(g) < 2:
+            continue
+        label = lambda r: r.published_system or r.system  # noqa: E731 - one-line key for the printout
+        ours = " < ".join(label(r) for r in g.sort_values("this_work").itertuples())
+        line = f"{quantity}: this work {ours}"
+        p = g.dropna(subset=["published"])
+        if len(p) == len(g):
+            pub = " < ".join(label(r) for r in p.sort_values("published").itertuples())
+            line += f"; published {pub} ({'same' if pub == ours else 'different'} order)"
+        lines.append(line)
+    return lines

@@ -1,6 +1,7 @@
 """Screening table: synthetic documents + documents parsed from the real VASP fixtures."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -236,3 +237,32 @@ def test_published_comparison_uses_the_dft_rows_of_a_funnel_run():
     assert cmp.site.tolist() == ["top-N", "hollow"] and set(cmp.engine) == {"gpaw"}
     assert cmp.e_ads_bulk_metal_eV.tolist() == pytest.approx([-0.2246, -0.2058], abs=1e-3)  # not the MLIPs' -0.5/-0.6
     assert cmp.published_eV.tolist() == [-1.358, -1.457] and cmp.rank_published.tolist() == [2, 1]
+
+
+def test_study_comparison_puts_each_system_beside_its_published_value(tmp_path):
+    """Study 1 system by system from the committed runs (VS2 alone, the VS2/V2CO2 stack): each campaign's best DFT
+    site beside the study's per-system value, never an MLIP row; a study listing several systems needs
+    `published.system` to say which one a campaign is."""
+    from hetero.table import study_comparison, study_orderings
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cmp = study_comparison([examples / "vs2_li_mlgeom", examples / "vs2_v2co2_li_mlgeom"])
+    e = cmp[cmp.quantity == "E_ads, best site"].set_index("published_system")
+    assert e.loc["VS2", "this_work"] == pytest.approx(-1.333, abs=1e-3) and e.loc["VS2", "published"] == -4.03
+    assert e.loc["VS2@V2CTx", "this_work"] == pytest.approx(-3.152, abs=1e-3) and e.loc["VS2@V2CTx", "published"] == -4.67
+    assert e.detail.str.startswith(("hcp (of 2", "gap-fcc (of ")).all() and not e.engine.str.startswith("mlip").any()
+    atom = cmp[cmp.quantity == "E_ads, best site (atom)"].set_index("published_system").this_work
+    assert atom["VS2@V2CTx"] == pytest.approx(-4.955, abs=1e-3) and atom["VS2"] < e.loc["VS2", "this_work"]
+    # the stack binds Li more strongly than VS2 alone, in both: the same order
+    assert "E_ads, best site: this work VS2@V2CTx < VS2; published VS2@V2CTx < VS2 (same order)" in study_orderings(cmp)
+
+    # without `system`, a campaign whose study lists three systems is matched to none of them
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    for f in (examples / "vs2_v2co2_li_mlgeom").glob("*.json"):  # the store and campaign are all the table reads
+        shutil.copy(f, stack)
+    camp = json.loads((stack / "campaign.json").read_text())
+    del camp["published"]["system"]
+    (stack / "campaign.json").write_text(json.dumps(camp))
+    row = study_comparison([stack]).set_index("quantity").loc["E_ads, best site"]
+    assert pd.isna(row.published) and row.this_work == pytest.approx(-3.152, abs=1e-3)
