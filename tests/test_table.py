@@ -256,6 +256,13 @@ def test_study_comparison_puts_each_system_beside_its_published_value(tmp_path):
     # the stack binds Li more strongly than VS2 alone, in both: the same order
     assert "E_ads, best site: this work VS2@V2CTx < VS2; published VS2@V2CTx < VS2 (same order)" in study_orderings(cmp)
 
+    from hetero.cli import app
+
+    r = CliRunner().invoke(app, ["compare", str(examples / "vs2_li_mlgeom"), str(examples / "vs2_v2co2_li_mlgeom"),
+                                 "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 0 and "published VS2@V2CTx < VS2 (same order)" in r.output, r.output
+    assert len(pd.read_csv(tmp_path / "cmp" / "study_comparison.csv")) == len(cmp)
+
     # without `system`, a campaign whose study lists three systems is matched to none of them
     stack = tmp_path / "stack"
     stack.mkdir()
