@@ -46,11 +46,13 @@ def test_reference_partition_splits_a_bond_charge_evenly():
     core = sum(_gauss(x, 10.0, 0.35) for x in s.cart_coords)
     total = val.sum() * s.volume / val.size
     only_valence = bader_electrons(s, val)
-    assert max(only_valence) == pytest.approx(total, abs=1e-6) and min(only_valence) == pytest.approx(0.0, abs=1e-6)
+    # points below the vacuum cut (1e-5 e/A^3) belong to no atom: here 1.4e-5 of the 8 e
+    assert max(only_valence) == pytest.approx(total, abs=1e-4) and min(only_valence) == pytest.approx(0.0, abs=1e-6)
+    assert bader_electrons(s, val, vacuum_tol=None).sum() == pytest.approx(total, abs=1e-9)  # no cut: every point
     out = bader_on_reference(s, val, val + core, [4.0, 4.0], fragments={"left": [0]}, core_e_per_A3=core,
                              core_expected=[10.0, 10.0])
     assert out["electrons"] == pytest.approx([total / 2, total / 2], abs=0.05)  # symmetric: the midplane
-    assert out["total_electrons"] == pytest.approx(total, abs=1e-6)
+    assert out["total_electrons"] == pytest.approx(total, abs=1e-4)
     assert out["net_charge"] == pytest.approx([0.0, 0.0], abs=0.05) and out["fragment_charge"]["left"] == out["net_charge"][0]
     assert out["core_check"]["ok"] and out["core_check"]["integrated"] == pytest.approx([10.0, 10.0], abs=0.1)
 

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 from pymatgen.core import Structure
 
-from hetero.analysis.bader import _import_baderkit, charge_summary
+from hetero.analysis.bader import VACUUM_E_PER_A3, _import_baderkit, charge_summary
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,8 @@ def bader_on_reference(
         raise ValueError(f"charge grid {charge.shape} and reference grid {reference.shape} differ: both must come "
                          "from the same run (CHGCAR and AECCAR0/AECCAR2 share VASP's fine grid)")
     bk = _import_baderkit()
-    # vacuum_tol=False: the default vacuum cut dropped ~0.01 e on slabs (measured, see analysis.bader)
     bader = bk.Bader(charge_grid=_grid(bk, structure, charge), reference_grid=_grid(bk, structure, reference),
-                     vacuum_tol=False)
+                     vacuum_tol=VACUUM_E_PER_A3)  # the vacuum cut of analysis.bader (why: there)
     out = charge_summary(structure, bader.atom_charges, valence, fragments)
     out["method"] = "Bader basins of the reference density (AECCAR0 + AECCAR2), valence charge (CHGCAR) integrated"
     if core_e_per_A3 is not None and core_expected is not None:
