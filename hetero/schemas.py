@@ -200,9 +200,16 @@ class AdsorptionDoc(BaseModel):
     # the builder site where the relaxed ion sits (symmetry-aware; 'other-1' when none is within 0.5 A):
     # differs from `site` when the ion left its start (Na started on VN(001)'s bridge ends 0.25 A from top-N)
     ended_at: str | None = None
+    # largest move of a host atom from the bare host's geometry (minimum image): above HOST_RECONSTRUCTED_A the
+    # host itself rearranged under the ion, and E_ads holds that rearrangement's energy, not a binding energy
+    host_max_shift_A: float | None = None
     calc_uuid: str = ""
     structure: dict[str, Any]
     provenance: Provenance
+
+
+# a host atom that moved this far from the bare host's geometry in a site's relaxation: the host reconstructed
+HOST_RECONSTRUCTED_A = 1.0
 
 
 class CoverageDoc(BaseModel):

@@ -42,6 +42,7 @@ from hetero.analysis.descriptors import (
     theoretical_capacity,
 )
 from hetero.io.store import STORE_FILENAME, iter_documents, load_run  # noqa: F401 - first two re-exported
+from hetero.schemas import HOST_RECONSTRUCTED_A
 
 BASE_COLUMNS = [
     "system", "row_kind", "ion", "site", "ended_at", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
@@ -238,7 +239,10 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
             common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
-                          ended_at=ads.get("ended_at"))
+                          ended_at=ads.get("ended_at"), host_max_shift_A=_num(ads.get("host_max_shift_A")))
+            if (common["host_max_shift_A"] or 0.0) > HOST_RECONSTRUCTED_A:
+                common["status"] = (f"host reconstructed (a host atom moved {common['host_max_shift_A']:.1f} A): "
+                                    "E_ads holds the host's rearrangement, not a binding energy")
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
@@ -412,9 +416,13 @@ def docs_to_json_store(docs: list[dict], path: str | Path) -> Path:
 
 
 def _campaign_engine_sites(table: pd.DataFrame) -> pd.DataFrame:
-    """Single-ion site rows of the campaign engine: the funnel's MLIP screen rows rank candidates, never compare."""
+    """Single-ion site rows of the campaign engine: the funnel's MLIP screen rows rank candidates, never compare;
+    a site whose host reconstructed has no binding energy to compare."""
     sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
-    return sites[sites["funnel_rank"].isna()] if "funnel_rank" in sites else sites
+    sites = sites[sites["funnel_rank"].isna()] if "funnel_rank" in sites else sites
+    if "host_max_shift_A" in sites:
+        sites = sites[~(sites["host_max_shift_A"].fillna(0.0) > HOST_RECONSTRUCTED_A)]
+    return sites
 
 
 def compare_with_published(run_folder: Any) -> pd.DataFrame:
@@ -486,6 +494,11 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
         ours: dict[str, tuple[Any, str, str]] = {}  # quantity -> (value, detail, engine)
         sites = _campaign_engine_sites(table)
         bulk = sites[sites.e_ads_reference == "bulk metal"].dropna(subset=["e_ads_eV"])
+        if "host_max_shift_A" in table:
+            rebuilt = table[(table.row_kind == "site") & (table.host_max_shift_A.fillna(0.0) > HOST_RECONSTRUCTED_A)]
+            if rebuilt.site.nunique():
+                ours["E_ads, best site"] = (None, f"{rebuilt.site.nunique()} site(s) left out: the host reconstructed "
+                                            "under the ion", None)
         if len(bulk):
             best = bulk.loc[bulk.e_ads_eV.idxmin()]
             atom = sites[(sites.site == best.site) & (sites.e_ads_reference == "isolated atom")]

@@ -273,3 +273,27 @@ def test_study_comparison_puts_each_system_beside_its_published_value(tmp_path):
     (stack / "campaign.json").write_text(json.dumps(camp))
     row = study_comparison([stack]).set_index("quantity").loc["E_ads, best site"]
     assert pd.isna(row.published) and row.this_work == pytest.approx(-3.152, abs=1e-3)
+
+
+def test_a_site_whose_host_reconstructed_is_flagged_and_never_compared():
+    """Li on the 8 %-strained V2O5 layer (examples/v2o5_li_mlgeom): the whole slab rearranged under the Li (host
+    atoms moved 2.9-4.7 A; Li-free, that arrangement is 4.4 eV below the bare host on CHGNet), so its -7.7..-9.5 eV
+    'E_ads' is not a binding energy. The table says so per row, and no comparison uses such a row."""
+    from pymatgen.core import Lattice, Structure
+
+    from hetero.flows.jobs import _host_max_shift
+    from hetero.table import compare_with_published, study_comparison
+
+    host = Structure(Lattice.cubic(5.0), ["V", "O"], [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    moved = Structure(Lattice.cubic(5.0), ["V", "O", "Li"], [[0.98, 0.0, 0.0], [0.5, 0.5, 0.8], [0.5, 0.5, 0.1]])
+    assert _host_max_shift(host, moved, 1) == pytest.approx(1.5)  # O moved 1.5 A; V 0.1 A across the boundary
+    assert _host_max_shift(host, moved, 2) is None  # host parts that do not match atom for atom: no number
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "v2o5_li_mlgeom"
+    table = build_table(root)
+    dft = table[(table.row_kind == "site") & table.funnel_rank.isna()]
+    assert len(dft) == 6 and (dft.host_max_shift_A > 2.5).all()
+    assert dft.status.str.startswith("host reconstructed").all()
+    assert len(compare_with_published(root)) == 0
+    e_ads = study_comparison([root]).set_index("quantity").loc["E_ads, best site"]
+    assert pd.isna(e_ads.this_work) and e_ads.detail == "3 site(s) left out: the host reconstructed under the ion"
