@@ -201,14 +201,14 @@ class AdsorptionDoc(BaseModel):
     # differs from `site` when the ion left its start (Na started on VN(001)'s bridge ends 0.25 A from top-N)
     ended_at: str | None = None
     # largest move of a host atom from the bare host's geometry (minimum image): above HOST_RECONSTRUCTED_A the
-    # host itself rearranged under the ion, and E_ads holds that rearrangement's energy, not a binding energy
+    # host rearranged under the ion, and E_ads may hold the host's own relaxation (V2O5 slab: 4.4 eV)
     host_max_shift_A: float | None = None
     calc_uuid: str = ""
     structure: dict[str, Any]
     provenance: Provenance
 
 
-# a host atom that moved this far from the bare host's geometry in a site's relaxation: the host reconstructed
+# a host atom that moved this far from the bare host's geometry in a site's relaxation: the host rearranged
 HOST_RECONSTRUCTED_A = 1.0
 
 

@@ -293,7 +293,7 @@ def test_a_site_whose_host_reconstructed_is_flagged_and_never_compared():
     table = build_table(root)
     dft = table[(table.row_kind == "site") & table.funnel_rank.isna()]
     assert len(dft) == 6 and (dft.host_max_shift_A > 2.5).all()
-    assert dft.status.str.startswith("host reconstructed").all()
+    assert dft.status.str.startswith("host rearranged").all()
     assert len(compare_with_published(root)) == 0
     e_ads = study_comparison([root]).set_index("quantity").loc["E_ads, best site"]
-    assert pd.isna(e_ads.this_work) and e_ads.detail == "3 site(s) left out: the host reconstructed under the ion"
+    assert pd.isna(e_ads.this_work) and e_ads.detail == "3 site(s) left out: the host rearranged under the ion"
