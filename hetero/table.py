@@ -243,8 +243,9 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             if (common["host_max_shift_A"] or 0.0) > HOST_RECONSTRUCTED_A:
                 # a displacement cannot tell a host that found a lower state of its own (V2O5: 4.4 eV) from a
                 # large but local response (Cu2V2O7: 0.14 eV): the row is kept, marked, and never compared
-                common["status"] = (f"host rearranged (a host atom moved {common['host_max_shift_A']:.1f} A): E_ads may "
-                                    "hold the host's own relaxation; relax the ion-free host to check")
+                moved = common["host_max_shift_A"]
+                common["status"] = (f"host rearranged (a host atom moved {moved:.1f} A): E_ads may hold the host's "
+                                    "own relaxation; relax the ion-free host to check")
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
