@@ -200,7 +200,7 @@ class AdsorptionDoc(BaseModel):
     # the builder site where the relaxed ion sits (symmetry-aware; 'other-1' when none is within 0.5 A):
     # differs from `site` when the ion left its start (Na started on VN(001)'s bridge ends 0.25 A from top-N)
     ended_at: str | None = None
-    # largest move of a host atom from the bare host's geometry (minimum image): above HOST_RECONSTRUCTED_A the
+    # largest move of a host atom from the bare host's geometry (minimum image): above HOST_REARRANGED_A the
     # host rearranged under the ion, and E_ads may hold the host's own relaxation (V2O5 slab: 4.4 eV)
     host_max_shift_A: float | None = None
     calc_uuid: str = ""
@@ -209,7 +209,7 @@ class AdsorptionDoc(BaseModel):
 
 
 # a host atom that moved this far from the bare host's geometry in a site's relaxation: the host rearranged
-HOST_RECONSTRUCTED_A = 1.0
+HOST_REARRANGED_A = 1.0
 
 
 class CoverageDoc(BaseModel):

@@ -42,7 +42,7 @@ from hetero.analysis.descriptors import (
     theoretical_capacity,
 )
 from hetero.io.store import STORE_FILENAME, iter_documents, load_run  # noqa: F401 - first two re-exported
-from hetero.schemas import HOST_RECONSTRUCTED_A
+from hetero.schemas import HOST_REARRANGED_A
 
 BASE_COLUMNS = [
     "system", "row_kind", "ion", "site", "ended_at", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
@@ -240,7 +240,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
             common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
                           ended_at=ads.get("ended_at"), host_max_shift_A=_num(ads.get("host_max_shift_A")))
-            if (common["host_max_shift_A"] or 0.0) > HOST_RECONSTRUCTED_A:
+            if (common["host_max_shift_A"] or 0.0) > HOST_REARRANGED_A:
                 # a displacement cannot tell a host that found a lower state of its own (V2O5: 4.4 eV) from a
                 # large but local response (Cu2V2O7: 0.14 eV): the row is kept, marked, and never compared
                 moved = common["host_max_shift_A"]
@@ -424,7 +424,7 @@ def _campaign_engine_sites(table: pd.DataFrame) -> pd.DataFrame:
     sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
     sites = sites[sites["funnel_rank"].isna()] if "funnel_rank" in sites else sites
     if "host_max_shift_A" in sites:
-        sites = sites[~(sites["host_max_shift_A"].fillna(0.0) > HOST_RECONSTRUCTED_A)]
+        sites = sites[~(sites["host_max_shift_A"].fillna(0.0) > HOST_REARRANGED_A)]
     return sites
 
 
@@ -498,7 +498,7 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
         sites = _campaign_engine_sites(table)
         bulk = sites[sites.e_ads_reference == "bulk metal"].dropna(subset=["e_ads_eV"])
         if "host_max_shift_A" in table:
-            rebuilt = table[(table.row_kind == "site") & (table.host_max_shift_A.fillna(0.0) > HOST_RECONSTRUCTED_A)]
+            rebuilt = table[(table.row_kind == "site") & (table.host_max_shift_A.fillna(0.0) > HOST_REARRANGED_A)]
             if rebuilt.site.nunique():
                 ours["E_ads, best site"] = (None, f"{rebuilt.site.nunique()} site(s) left out: the host rearranged "
                                             "under the ion", None)
