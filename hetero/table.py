@@ -423,9 +423,14 @@ def _campaign_engine_sites(table: pd.DataFrame) -> pd.DataFrame:
     a site whose host rearranged has no verified binding energy to compare."""
     sites = table[(table.row_kind == "site") & (table.n_ions == 1)]
     sites = sites[sites["funnel_rank"].isna()] if "funnel_rank" in sites else sites
-    if "host_max_shift_A" in sites:
-        sites = sites[~(sites["host_max_shift_A"].fillna(0.0) > HOST_REARRANGED_A)]
-    return sites
+    return sites[~_host_rearranged(sites)]
+
+
+def _host_rearranged(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose site relaxation moved a host atom more than HOST_REARRANGED_A from the bare host."""
+    if "host_max_shift_A" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows["host_max_shift_A"].fillna(0.0) > HOST_REARRANGED_A
 
 
 def compare_with_published(run_folder: Any) -> pd.DataFrame:
@@ -497,11 +502,9 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
         ours: dict[str, tuple[Any, str, str]] = {}  # quantity -> (value, detail, engine)
         sites = _campaign_engine_sites(table)
         bulk = sites[sites.e_ads_reference == "bulk metal"].dropna(subset=["e_ads_eV"])
-        if "host_max_shift_A" in table:
-            rebuilt = table[(table.row_kind == "site") & (table.host_max_shift_A.fillna(0.0) > HOST_REARRANGED_A)]
-            if rebuilt.site.nunique():
-                ours["E_ads, best site"] = (None, f"{rebuilt.site.nunique()} site(s) left out: the host rearranged "
-                                            "under the ion", None)
+        rearranged = table[(table.row_kind == "site") & _host_rearranged(table)].site.nunique()
+        if rearranged:
+            ours["E_ads, best site"] = (None, f"{rearranged} site(s) left out: the host rearranged under the ion", None)
         if len(bulk):
             best = bulk.loc[bulk.e_ads_eV.idxmin()]
             atom = sites[(sites.site == best.site) & (sites.e_ads_reference == "isolated atom")]

@@ -282,13 +282,13 @@ def test_a_site_whose_host_reconstructed_is_flagged_and_never_compared():
     'E_ads' is not a binding energy. The table says so per row, and no comparison uses such a row."""
     from pymatgen.core import Lattice, Structure
 
-    from hetero.flows.jobs import _host_max_shift
+    from hetero.analysis.descriptors import host_max_shift
     from hetero.table import compare_with_published, study_comparison
 
     host = Structure(Lattice.cubic(5.0), ["V", "O"], [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
     moved = Structure(Lattice.cubic(5.0), ["V", "O", "Li"], [[0.98, 0.0, 0.0], [0.5, 0.5, 0.8], [0.5, 0.5, 0.1]])
-    assert _host_max_shift(host, moved, 1) == pytest.approx(1.5)  # O moved 1.5 A; V 0.1 A across the boundary
-    assert _host_max_shift(host, moved, 2) is None  # host parts that do not match atom for atom: no number
+    assert host_max_shift(host, moved, 1) == pytest.approx(1.5)  # O moved 1.5 A; V 0.1 A across the boundary
+    assert host_max_shift(host, moved, 2) is None  # host parts that do not match atom for atom: no number
 
     root = Path(__file__).resolve().parents[1] / "examples" / "v2o5_li_mlgeom"
     table = build_table(root)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from pymatgen.core import Structure
 
 K_B_EV = 8.617333262e-5  # eV/K
 FARADAY = 96485.33212  # C/mol
@@ -203,3 +204,14 @@ def dos_at_fermi(energies: Sequence[float], dos: Sequence[float], fermi: float =
         if m.any():
             return float(max(d[m].mean(), 0.0))
     return float(max(np.interp(fermi, e, d), 0.0))
+
+
+def host_max_shift(host: Structure, with_ions: Structure, n_ions: int) -> float | None:
+    """Largest minimum-image move of a host atom between the bare host and the host part of `with_ions` (the
+    ions are its last n_ions atoms); None when the host parts do not match atom for atom."""
+    n = len(with_ions) - n_ions
+    if n != len(host) or [sp.symbol for sp in with_ions.species[:n]] != [sp.symbol for sp in host.species]:
+        return None
+    d = with_ions.frac_coords[:n] - host.frac_coords
+    d -= np.round(d)
+    return float(np.linalg.norm(with_ions.lattice.get_cartesian_coords(d), axis=1).max())

@@ -22,6 +22,7 @@ from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
 from hetero.analysis.descriptors import (
     adsorption_energy,
+    host_max_shift,
     ion_charge,
     ocv_profile,
     theoretical_capacity,
@@ -308,7 +309,7 @@ def adsorption_job(
         shift = float(np.linalg.norm(structure.lattice.get_cartesian_coords([d[0], d[1], 0.0])))
     # the ions are the last n_ions atoms: the height is measured from the host's top atom, not another ion
     top_host = float(structure.cart_coords[: len(structure) - n_ions, 2].max())
-    host_shift = _host_max_shift(Structure.from_dict(host["structure"]), structure, n_ions)
+    host_shift = host_max_shift(Structure.from_dict(host["structure"]), structure, n_ions)
     e_bulk = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_bulk, n_ions) if mu_bulk is not None else None
     e_atom = adsorption_energy(calc["energy_eV"], host["energy_eV"], mu_atom, n_ions) if mu_atom is not None else None
     return AdsorptionDoc(
@@ -319,17 +320,6 @@ def adsorption_job(
         host_max_shift_A=host_shift, calc_uuid=uuid,
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
     )
-
-
-def _host_max_shift(host: Structure, with_ions: Structure, n_ions: int) -> float | None:
-    """Largest minimum-image move of a host atom between the bare host and the host part of `with_ions` (the
-    ions are its last n_ions atoms); None when the host parts do not match atom for atom."""
-    n = len(with_ions) - n_ions
-    if n != len(host) or [sp.symbol for sp in with_ions.species[:n]] != [sp.symbol for sp in host.species]:
-        return None
-    d = with_ions.frac_coords[:n] - host.frac_coords
-    d -= np.round(d)
-    return float(np.linalg.norm(with_ions.lattice.get_cartesian_coords(d), axis=1).max())
 
 
 def _min_ion_distance(structure: Structure, ion_indices: list[int]) -> float | None:
