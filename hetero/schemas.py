@@ -212,6 +212,25 @@ class AdsorptionDoc(BaseModel):
 HOST_REARRANGED_A = 1.0
 
 
+class HostCheckDoc(BaseModel):
+    """The ion-free host relaxed from one site's geometry, run when that site's host rearranged
+    (host_max_shift_A > HOST_REARRANGED_A): did the host find a state of its own below the bare host?
+    The table then takes every E_ads of the system against the lowest host found."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["host_check"] = "host_check"
+    system: str
+    ion: str
+    site: str  # the adsorption site whose relaxed geometry, ion removed, was relaxed again
+    e_bare_host_eV: float
+    e_ion_free_host_eV: float
+    delta_eV: float  # ion-free minus bare: negative = the bare host was not the lowest state
+    site_host_shift_A: float | None = None  # the host move that triggered the check
+    remaining_shift_A: float | None = None  # the ion-free relaxed host vs the bare host (small: it went back)
+    structure: dict[str, Any]
+    provenance: Provenance
+
+
 class CoverageDoc(BaseModel):
     """A coverage series: 0..n ions on the symmetry copies of one site, and the voltage profile it gives."""
 

@@ -228,10 +228,19 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
     for system, g in by_sys.items():
         base = sys_rows[system]
         n_ion_rows = 0
+        checks = {c.get("site"): c for c, _ in g.get("host_check", [])}
+        lowest = min(checks.values(), key=lambda c: c["delta_eV"]) if checks else None
         for ads, job in g.get("adsorption", []):
             ion, n = ads.get("ion", ""), int(ads.get("n_ions", 1) or 1)
             z = ion_charge(ion)
             et, eh = _num(ads.get("e_total_eV")), _num(ads.get("e_host_eV"))
+            host_reference = "bare host"
+            if lowest is not None and lowest["delta_eV"] < 0 and eh is not None:
+                # the bare host was not the lowest ion-free state found: every E_ads of the system is taken against
+                # the lowest one, so each measures binding to one and the same host
+                eh += lowest["delta_eV"]
+                host_reference = (f"ion-free host relaxed from {lowest['ion']}@{lowest['site']} "
+                                  f"({lowest['delta_eV']:+.3f} eV vs the bare host)")
             common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
                           height_A=_num(ads.get("height_A")), job_uuid=job.uuid or base.get("job_uuid"),
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
@@ -240,16 +249,18 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
             common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
                           ended_at=ads.get("ended_at"), host_max_shift_A=_num(ads.get("host_max_shift_A")))
-            if (common["host_max_shift_A"] or 0.0) > HOST_REARRANGED_A:
+            check = checks.get(ads.get("site")) if n == 1 else None
+            common.update(host_reference=host_reference, host_check_eV=check["delta_eV"] if check else None)
+            if (common["host_max_shift_A"] or 0.0) > HOST_REARRANGED_A and check is None:
                 # a displacement cannot tell a host that found a lower state of its own (V2O5: 4.4 eV) from a
-                # large but local response (Cu2V2O7: 0.14 eV): the row is kept, marked, and never compared
+                # large but local response (Cu2V2O7: 0.14 eV): unchecked, the row is kept, marked, never compared
                 moved = common["host_max_shift_A"]
                 common["status"] = (f"host rearranged (a host atom moved {moved:.1f} A): E_ads may hold the host's "
                                     "own relaxation; relax the ion-free host to check")
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
-                e_ads = _num(ads.get(key))
+                e_ads = _num(ads.get(key)) if host_reference == "bare host" else None
                 mu = _num(ads.get(mu_key))
                 if e_ads is None and None not in (et, eh, mu):
                     e_ads = adsorption_energy(et, eh, mu, n)
@@ -427,10 +438,12 @@ def _campaign_engine_sites(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _host_rearranged(rows: pd.DataFrame) -> pd.Series:
-    """Rows whose site relaxation moved a host atom more than HOST_REARRANGED_A from the bare host."""
+    """Rows whose site relaxation moved a host atom more than HOST_REARRANGED_A from the bare host, and whose
+    ion-free host was not relaxed again to check it (a checked row's E_ads is against the lowest host found)."""
     if "host_max_shift_A" not in rows:
         return pd.Series(False, index=rows.index)
-    return rows["host_max_shift_A"].fillna(0.0) > HOST_REARRANGED_A
+    unchecked = rows["host_check_eV"].isna() if "host_check_eV" in rows else True
+    return (rows["host_max_shift_A"].fillna(0.0) > HOST_REARRANGED_A) & unchecked
 
 
 def compare_with_published(run_folder: Any) -> pd.DataFrame:

@@ -98,8 +98,8 @@ def test_coverage_site_must_exist_before_anything_runs(tmp_path):
 ])
 def test_junction_sides_alone_are_host_only_campaigns_in_the_junction_cell(tmp_path, side, junction, n_atoms, elements):
     """One side of a junction study (the junction's cell, strain and settings): the slab's own static, DOS,
-    Bader and work function; the ion's sites only where the campaign names them (V2O5 and Cu2V2O7: every site,
-    through the MLIP funnel)."""
+    Bader and work function; the ion's sites only where the campaign names them (V2O5, Cu2V2O7: every site,
+    through the MLIP funnel; Sb2S3: K, with its hop)."""
     from pymatgen.core import Structure
 
     camp, junc = load_campaign(WORKFLOWS / side), load_campaign(WORKFLOWS / junction)

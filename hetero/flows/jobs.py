@@ -41,6 +41,7 @@ from hetero.schemas import (
     CddDoc,
     CoverageDoc,
     DosDoc,
+    HostCheckDoc,
     NebDoc,
     Provenance,
     WorkFunctionDoc,
@@ -318,6 +319,19 @@ def adsorption_job(
         e_ads_bulk_eV=e_bulk, e_ads_atom_eV=e_atom,
         height_A=float(structure.cart_coords[ion_index, 2] - top_host), lateral_shift_A=shift, ended_at=ended_at,
         host_max_shift_A=host_shift, calc_uuid=uuid,
+        structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
+    )
+
+
+@job
+@_plain
+def host_check_doc_job(calc: dict, host: dict, ads: dict) -> HostCheckDoc:
+    """The ion-free host relaxed from `ads`'s geometry (`calc`, its static) against the bare host (`host`)."""
+    return HostCheckDoc(
+        system=host["system"], ion=ads["ion"], site=ads["site"], e_bare_host_eV=host["energy_eV"],
+        e_ion_free_host_eV=calc["energy_eV"], delta_eV=calc["energy_eV"] - host["energy_eV"],
+        site_host_shift_A=ads.get("host_max_shift_A"),
+        remaining_shift_A=host_max_shift(Structure.from_dict(host["structure"]), Structure.from_dict(calc["structure"]), 0),
         structure=calc["structure"], provenance=Provenance(**calc["provenance"]),
     )
 
