@@ -83,18 +83,9 @@ class GpawEngine(Engine):
 
     name: ClassVar[str] = "gpaw"
 
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        # GPAW's LCAO mode has no kinetic-energy density (gpaw.elf raises NotImplementedError after the whole SCF):
-        # an LCAO campaign asking for ELF is refused when built, not hours later
-        if self.native.get("mode") == "lcao":
-            return frozenset(Capability) - {Capability.ELF}
-        return frozenset(Capability)
-
-    def lacks(self, what: str) -> str:
-        if self.native.get("mode") == "lcao":
-            return f"GPAW in LCAO mode gives no {what} (no kinetic-energy density there; gpaw: {{mode: pw}} gives it)"
-        return super().lacks(what)
+    # both modes give every output; LCAO's ELF needs the kinetic-energy density GPAW lacks there, which the worker
+    # adds (gpaw_worker._lcao_add_to_ked)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
     def check_native(self, native: dict[str, Any]) -> None:
         bad = sorted(set(native) - set(GPAW_KEYS))
