@@ -525,10 +525,13 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
             ours["E_ads, best site"] = (best.e_ads_eV, f"{where}, vs bulk {ion}", best.engine)
             if len(atom):
                 ours["E_ads, best site (atom)"] = (atom.e_ads_eV.iloc[0], f"{where}, vs the {ion} atom", best.engine)
+        # the gap and work function are the bare host's; when an ion-free host below it was found, say so
+        lower = next((r for r in sites.get("host_reference", pd.Series(dtype=object)).dropna() if r != "bare host"), None)
+        which = f"bare host; a lower host exists: {lower}" if lower else "host"
         if pd.notna(host.band_gap_eV):
-            ours["band gap (eV)"] = (host.band_gap_eV, "Kohn-Sham, host", host_engine)
+            ours["band gap (eV)"] = (host.band_gap_eV, f"Kohn-Sham, {which}", host_engine)
         if pd.notna(host.work_function_eV):
-            ours["work function (eV)"] = (host.work_function_eV, "host, top side", host_engine)
+            ours["work function (eV)"] = (host.work_function_eV, f"{which}, top side", host_engine)
         pub_for: dict[str, tuple[Any, str]] = {}
         for key, quantity in _PUBLISHED_PER_SYSTEM.items():
             values = published.get(key) or {}

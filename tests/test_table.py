@@ -276,14 +276,19 @@ def test_study_comparison_puts_each_system_beside_its_published_value(tmp_path):
     assert pd.isna(row.published) and row.this_work == pytest.approx(-3.152, abs=1e-3)
 
 
-def test_a_site_whose_host_reconstructed_is_flagged_and_never_compared():
+def test_a_site_whose_host_reconstructed_is_flagged_until_its_ion_free_host_is_checked(tmp_path):
     """Li on the 8 %-strained V2O5 layer (examples/v2o5_li_mlgeom): the whole slab rearranged under the Li (host
-    atoms moved 2.9-4.7 A; Li-free, that arrangement is 4.4 eV below the bare host on CHGNet), so its -7.7..-9.5 eV
-    'E_ads' is not a binding energy. The table says so per row, and no comparison uses such a row."""
+    atoms moved 2.9-4.7 A). Without the ion-free host checks the rows are flagged and never compared; with them
+    (the run's host_check documents: the Li-free host from other-5 lies 6.63 eV below the bare host in GPAW) every
+    E_ads is taken against that lowest host, and the host's gap and work function say they are the bare host's."""
+    import json
+    import shutil
+
     from pymatgen.core import Lattice, Structure
 
     from hetero.analysis.descriptors import host_max_shift
-    from hetero.table import compare_with_published, study_comparison
+    from hetero.io.store import unwrap
+    from hetero.table import compare_with_published, iter_documents, study_comparison
 
     host = Structure(Lattice.cubic(5.0), ["V", "O"], [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
     moved = Structure(Lattice.cubic(5.0), ["V", "O", "Li"], [[0.98, 0.0, 0.0], [0.5, 0.5, 0.8], [0.5, 0.5, 0.1]])
@@ -293,8 +298,30 @@ def test_a_site_whose_host_reconstructed_is_flagged_and_never_compared():
     root = Path(__file__).resolve().parents[1] / "examples" / "v2o5_li_mlgeom"
     table = build_table(root)
     dft = table[(table.row_kind == "site") & table.funnel_rank.isna()]
-    assert len(dft) == 6 and (dft.host_max_shift_A > 2.5).all()
-    assert dft.status.str.startswith("host rearranged").all()
-    assert len(compare_with_published(root)) == 0
-    e_ads = study_comparison([root]).set_index("quantity").loc["E_ads, best site"]
+    assert len(dft) == 6 and (dft.host_max_shift_A > 2.5).all() and dft.host_check_eV.notna().all()
+    assert (dft.host_reference == "ion-free host relaxed from Li@other-5 (-6.627 eV vs the bare host)").all()
+    bulk = dft[dft.e_ads_reference == "bulk metal"].set_index("site")
+    docs = {d["site"]: d for e in iter_documents(root) for d in unwrap(e) if d["doc_type"] == "adsorption"}
+    for site, row in bulk.iterrows():  # each document's E_ads is against the bare host: 6.627 eV higher
+        assert row.e_ads_eV == pytest.approx(docs[site]["e_ads_bulk_eV"] + 6.6266, abs=2e-4)
+    assert bulk.e_ads_eV.idxmin() == "other-5" and bulk.loc["other-5", "e_ads_eV"] == pytest.approx(-2.847, abs=1e-3)
+    assert len(compare_with_published(root)) == 3
+    cmp = study_comparison([root]).set_index("quantity")
+    assert cmp.loc["E_ads, best site", "this_work"] == pytest.approx(-2.847, abs=1e-3)
+    assert "a lower host exists" in cmp.loc["work function (eV)", "detail"]
+
+    # the same store without its host_check documents: every row flagged, nothing compared
+    unchecked = tmp_path / "unchecked"
+    unchecked.mkdir()
+    for f in root.glob("*.json"):
+        shutil.copy(f, unchecked)
+    store = json.loads((unchecked / "store.json").read_text())
+    kept = [e for e in store if not any(d["doc_type"] == "host_check" for d in unwrap(e))]
+    assert len(store) - len(kept) == 3
+    (unchecked / "store.json").write_text(json.dumps(kept))
+    flagged = build_table(unchecked)
+    flagged = flagged[(flagged.row_kind == "site") & flagged.funnel_rank.isna()]
+    assert flagged.status.str.startswith("host rearranged").all()
+    assert len(compare_with_published(unchecked)) == 0
+    e_ads = study_comparison([unchecked]).set_index("quantity").loc["E_ads, best site"]
     assert pd.isna(e_ads.this_work) and e_ads.detail == "3 site(s) left out: the host rearranged under the ion"
