@@ -201,7 +201,8 @@ class AdsorptionDoc(BaseModel):
     # differs from `site` when the ion left its start (Na started on VN(001)'s bridge ends 0.25 A from top-N)
     ended_at: str | None = None
     # largest move of a host atom from the bare host's geometry (minimum image): above HOST_REARRANGED_A the
-    # host rearranged under the ion, and E_ads may hold the host's own relaxation (V2O5 slab: 4.4 eV)
+    # host rearranged under the ion, and E_ads may hold the host's own relaxation (V2O5 slab: 6.6 eV in GPAW);
+    # the flow then relaxes the ion-free host again (HostCheckDoc)
     host_max_shift_A: float | None = None
     calc_uuid: str = ""
     structure: dict[str, Any]

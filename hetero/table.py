@@ -252,8 +252,8 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             check = checks.get(ads.get("site")) if n == 1 else None
             common.update(host_reference=host_reference, host_check_eV=check["delta_eV"] if check else None)
             if (common["host_max_shift_A"] or 0.0) > HOST_REARRANGED_A and check is None:
-                # a displacement cannot tell a host that found a lower state of its own (V2O5: 4.4 eV) from a
-                # large but local response (Cu2V2O7: 0.14 eV): unchecked, the row is kept, marked, never compared
+                # a displacement cannot tell a host that found a lower state of its own (V2O5: 6.6 eV) from a
+                # large but local response (Cu2V2O7: +0.26 eV): unchecked, the row is kept, marked, never compared
                 moved = common["host_max_shift_A"]
                 common["status"] = (f"host rearranged (a host atom moved {moved:.1f} A): E_ads may hold the host's "
                                     "own relaxation; relax the ion-free host to check")

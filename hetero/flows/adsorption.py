@@ -271,8 +271,8 @@ def ion_free_host_checks(ads_docs: list[dict], host_static: dict, engine: Engine
                          run_root: str, geometry_engine: Engine | None = None):
     """For each single-ion site whose host rearranged (a host atom moved > HOST_REARRANGED_A): the ion removed, the
     host relaxed again (on `geometry_engine` when given) and a static with the bare host's settings. A displacement
-    alone cannot tell a host that found a lower state of its own (the strained V2O5 layer: 4.4 eV on CHGNet) from a
-    large local response to the ion (Cu2V2O7: 0.14 eV); the energies can."""
+    alone cannot tell a host that found a lower state of its own (the strained V2O5 layer: 6.6 eV below, GPAW) from a
+    large local response to the ion (Cu2V2O7: 0.26 eV above); the energies can."""
     flagged = [d for d in ads_docs if d and d.get("n_ions", 1) == 1
                and (d.get("host_max_shift_A") or 0.0) > HOST_REARRANGED_A]
     if not flagged:
