@@ -149,3 +149,21 @@ def test_lcao_campaign_keeps_its_elf_step_and_the_static_writes_it(tmp_path):
     elf = np.load(folder / "elf.npz")["elf"]
     assert elf.shape == np.load(folder / "density.npz")["pseudo"].shape
     assert 0.0 <= elf.min() and 0.9 < elf.max() <= 1.0
+    # the converged SCF was kept while the outputs ran (a kill there resumes without SCF), and removed after
+    assert not list(folder.glob("scf-checkpoint*.gpw"))
+
+
+def test_converged_scf_is_kept_until_the_result_is_written(tmp_path):
+    """A static's converged SCF stays on disk while its outputs run (an 86-atom LCAO ELF took > 10 min per k-point
+    and spin), so a kill there resumes without repeating the SCF; run_task removes it with result.json written
+    (test_lcao_campaign_keeps_its_elf_step_and_the_static_writes_it). Serial bulk Si, LCAO."""
+    from ase.build import bulk
+
+    from hetero.engines import gpaw_worker
+
+    settings = {"mode": "lcao", "basis": "dzp", "h_A": 0.25, "kpts": [2, 2, 2], "xc": "PBE", "scf_energy_eV": 1e-4}
+    txt = str(tmp_path / "gpaw-static.txt")
+    e1, _, _, _, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), settings, txt)
+    assert not resumed and [p.name for p in tmp_path.glob("scf-checkpoint*.gpw")] == ["scf-checkpoint.gpw"]
+    e2, _, _, _, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), settings, txt)  # the killed run's resume
+    assert resumed and e2 == pytest.approx(e1, abs=1e-8)

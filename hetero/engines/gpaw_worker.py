@@ -129,16 +129,20 @@ def _checkpointed_gpaw(settings: dict, txt: str, safe: bool, gpts, checkpoint: P
     return calc, dft, False
 
 
+def _write_checkpoint_now(dft, checkpoint: Path) -> None:
+    partial = checkpoint.with_name(checkpoint.stem + ".partial.gpw")
+    dft.write(str(partial), mode="all")  # every rank takes part; rank 0 writes
+    if world.rank == 0:
+        os.replace(partial, checkpoint)  # a kill during the write leaves the previous checkpoint whole
+
+
 def _write_checkpoints(dft, checkpoint: Path, every: int) -> None:
     if every <= 0 or not hasattr(dft, "hooks"):  # GPAW's legacy code has no per-iteration hook
         return
-    partial = checkpoint.with_name(checkpoint.stem + ".partial.gpw")
 
     def write(ctx):
         if ctx.niter % every == 0:
-            dft.write(str(partial), mode="all")  # every rank takes part; rank 0 writes
-            if world.rank == 0:
-                os.replace(partial, checkpoint)  # a kill during the write leaves the previous checkpoint whole
+            _write_checkpoint_now(dft, checkpoint)
 
     dft.hooks["scf_step"] = write
 
@@ -164,9 +168,10 @@ def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
             continue
         if hasattr(dft, "hooks"):
             dft.hooks.pop("scf_step", None)
-        if world.rank == 0:
-            for p in folder.glob("scf-checkpoint*.gpw"):
-                p.unlink()
+        if SCF_CHECKPOINT_EVERY > 0:
+            # the converged state: a kill during the outputs (an 86-atom LCAO ELF takes ~40 min) resumes here
+            # instead of repeating the SCF; run_task removes it once result.json is written
+            _write_checkpoint_now(dft, checkpoint)
         return energy, calc, dft, safe, resumed
     raise RuntimeError("unreachable")
 
@@ -339,6 +344,8 @@ def run_task(folder: Path) -> None:
         tmp = folder / "result.json.tmp"
         tmp.write_text(json.dumps(result))
         tmp.replace(folder / "result.json")
+        for p in folder.glob("scf-checkpoint*.gpw"):  # the result is safe: the converged state is not needed
+            p.unlink()
     world.barrier()
 
 
