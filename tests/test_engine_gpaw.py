@@ -154,8 +154,8 @@ def test_lcao_campaign_keeps_its_elf_step_and_the_static_writes_it(tmp_path):
 
 
 def test_converged_scf_is_kept_until_the_result_is_written(tmp_path):
-    """A static's converged SCF stays on disk while its outputs run (an 86-atom LCAO ELF took > 10 min per k-point
-    and spin), so a kill there resumes without repeating the SCF; run_task removes it with result.json written
+    """A static's converged SCF stays on disk while its outputs run (the 86-atom junction's LCAO ELF and DOS: ~7 min
+    after a 45-min SCF), so a kill there resumes without repeating the SCF; run_task removes it with result.json written
     (test_lcao_campaign_keeps_its_elf_step_and_the_static_writes_it). Serial bulk Si, LCAO."""
     from ase.build import bulk
 

@@ -169,7 +169,7 @@ def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
         if hasattr(dft, "hooks"):
             dft.hooks.pop("scf_step", None)
         if SCF_CHECKPOINT_EVERY > 0:
-            # the converged state: a kill during the outputs (an 86-atom LCAO ELF takes ~40 min) resumes here
+            # the converged state: a kill during the outputs (an 86-atom LCAO ELF + DOS: ~7 min) resumes here
             # instead of repeating the SCF; run_task removes it once result.json is written
             _write_checkpoint_now(dft, checkpoint)
         return energy, calc, dft, safe, resumed
