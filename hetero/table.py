@@ -234,8 +234,9 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             ion, n = ads.get("ion", ""), int(ads.get("n_ions", 1) or 1)
             z = ion_charge(ion)
             et, eh = _num(ads.get("e_total_eV")), _num(ads.get("e_host_eV"))
-            host_reference = "bare host"
+            host_reference, lower_host = "bare host", False
             if lowest is not None and lowest["delta_eV"] < 0 and eh is not None:
+                lower_host = True
                 # the bare host was not the lowest ion-free state found: every E_ads of the system is taken against
                 # the lowest one, so each measures binding to one and the same host
                 eh += lowest["delta_eV"]
@@ -260,7 +261,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             hf = _host_formula(ads)
             for ref, key, mu_key in (("bulk metal", "e_ads_bulk_eV", "mu_bulk_eV"),
                                      ("isolated atom", "e_ads_atom_eV", "mu_atom_eV")):
-                e_ads = _num(ads.get(key)) if host_reference == "bare host" else None
+                e_ads = None if lower_host else _num(ads.get(key))  # the document's is against the bare host
                 mu = _num(ads.get(mu_key))
                 if e_ads is None and None not in (et, eh, mu):
                     e_ads = adsorption_energy(et, eh, mu, n)
