@@ -167,3 +167,50 @@ def test_converged_scf_is_kept_until_the_result_is_written(tmp_path):
     assert not resumed and [p.name for p in tmp_path.glob("scf-checkpoint*.gpw")] == ["scf-checkpoint.gpw"]
     e2, _, _, _, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), settings, txt)  # the killed run's resume
     assert resumed and e2 == pytest.approx(e1, abs=1e-8)
+
+
+def test_stall_watch_leaves_real_converging_scfs_alone_and_catches_an_oscillating_plateau():
+    """Real density-error traces of this machine's big LCAO statics (tests/data/scf_density_traces.json): the
+    86-atom junction and its 42-atom fragment converged slowly, with plateaus, and must never be called stalled;
+    the 78-atom V5S8 slab oscillated at 10^-2.4..-3.3 from iteration 13 and was stopped at 42. Continued with its
+    own plateau repeated, the watch stops it within 30 iterations instead of at scf_maxiter (300)."""
+    import json
+
+    from hetero.engines.gpaw_worker import SCF_STALL_DECADES, SCF_STALL_WINDOW, density_error_stalled
+
+    traces = json.loads((ROOT / "tests/data/scf_density_traces.json").read_text())["traces"]
+    watch = (SCF_STALL_WINDOW, SCF_STALL_DECADES)
+    for name, trace in traces.items():
+        assert not any(density_error_stalled(trace[:n], *watch) for n in range(1, len(trace) + 1)), name
+    v5s8 = traces["v5s8_slab_78_atoms_first_attempt"]
+    plateau = v5s8 + v5s8[11:] + v5s8[11:]
+    first = next(n for n in range(1, len(plateau) + 1) if density_error_stalled(plateau[:n], *watch))
+    assert len(v5s8) < first <= len(v5s8) + 30
+    assert not density_error_stalled(plateau, 0, SCF_STALL_DECADES)  # window 0: the watch is off
+
+
+def test_a_stalled_first_scf_goes_to_the_safe_retry_and_a_resume_does_not_repeat_it(tmp_path):
+    """The stall watch stops the first attempt on every rank through GPAW's scf_step hook; the safe-mixing retry
+    converges to the energy of a plain SCF, and a resume starts at
+    the retry's checkpoint. A watch no SCF can pass (10 decades in 3 iterations) forces the stall. Serial Si, LCAO;
+    the reference is a plain SCF at the retry's doubled smearing (0.2 eV)."""
+    from ase.build import bulk
+
+    from hetero.engines import gpaw_worker
+
+    settings = {"mode": "lcao", "basis": "dzp", "h_A": 0.25, "kpts": [2, 2, 2], "xc": "PBE", "scf_energy_eV": 1e-5}
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    e_plain, *_ = gpaw_worker._scf(bulk("Si", "diamond", 5.43), {**settings, "scf_stall_window": 0, "smearing_eV": 0.2},
+                                   str(plain / "gpaw-static.txt"))
+    watched = {**settings, "scf_stall_window": 3, "scf_stall_decades": 10.0}
+    e, _, _, retried, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), watched, str(tmp_path / "gpaw-static.txt"))
+    assert retried and not resumed
+    first_log = (tmp_path / "gpaw-static.txt").read_text()
+    assert "hetero: SCF stalled at iteration 5" in first_log and "Converged in" not in first_log
+    assert "Converged in" in (tmp_path / "gpaw-static-retry.txt").read_text()
+    assert (tmp_path / gpaw_worker.FIRST_ATTEMPT_FAILED).exists()
+    assert not (tmp_path / "scf-checkpoint.gpw").exists() and (tmp_path / "scf-checkpoint-retry.gpw").exists()
+    assert e == pytest.approx(e_plain, abs=1e-3)
+    e2, _, _, retried, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), watched, str(tmp_path / "gpaw-static.txt"))
+    assert retried and resumed and e2 == pytest.approx(e, abs=1e-6)

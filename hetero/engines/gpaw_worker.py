@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from gpaw import GPAW, PW, FermiDirac, KohnShamConvergenceError, Mixer
-from gpaw.mpi import world
+from gpaw.mpi import broadcast_float, world
 
 from hetero.engines import ase_tasks
 from hetero.engines.ase_tasks import atoms_from_dict, atoms_to_dict
@@ -136,15 +136,65 @@ def _write_checkpoint_now(dft, checkpoint: Path) -> None:
         os.replace(partial, checkpoint)  # a kill during the write leaves the previous checkpoint whole
 
 
-def _write_checkpoints(dft, checkpoint: Path, every: int) -> None:
-    if every <= 0 or not hasattr(dft, "hooks"):  # GPAW's legacy code has no per-iteration hook
+# An SCF whose density error reaches no new low, by SCF_STALL_DECADES, over SCF_STALL_WINDOW iterations is
+# oscillating, not converging (78-86-atom magnetic slabs here sat at 10^-2.4..-3.3 for tens of ~50-s iterations).
+# The first attempt then stops and the safe-mixing retry starts, instead of after scf_maxiter (300) iterations.
+# The converging 86-atom junction SCFs here gained >= 1 decade per 40 iterations. Execution details with code
+# defaults, so unset they stay out of the task hash; a window of 0 turns the watch off.
+SCF_STALL_WINDOW = 40
+SCF_STALL_DECADES = 0.5
+
+
+class SCFStalledError(KohnShamConvergenceError):
+    """The density error stopped improving: caught wherever a non-converged SCF is (retry with safe mixing)."""
+
+
+def density_error_stalled(log10_errors: list[float], window: int, decades: float) -> bool:
+    """True when the best of the last ``window`` log10 density errors is not ``decades`` below the best before
+    them; judged from 1.5 windows of history on, so the start of an SCF is never called a stall."""
+    if window <= 0 or len(log10_errors) < window + max(window // 2, 1):
+        return False
+    return min(log10_errors[-window:]) > min(log10_errors[:-window]) - decades
+
+
+def _scf_step_hooks(dft, checkpoint: Path | None, every: int, stall: tuple[int, float] | None) -> None:
+    """Per-iteration work on GPAW's scf_step hook: the checkpoint every ``every`` iterations, and the stall watch
+    (window, decades), which raises SCFStalledError on every rank at once."""
+    if not hasattr(dft, "hooks"):  # GPAW's legacy code has no per-iteration hook
         return
+    write = checkpoint is not None and every > 0
+    if not write and stall is None:
+        return
+    errors: list[float] = []
 
-    def write(ctx):
-        if ctx.niter % every == 0:
+    def step(ctx):
+        if write and ctx.niter % every == 0:
             _write_checkpoint_now(dft, checkpoint)
+        if stall is None:
+            return
+        if ctx.niter == 1:
+            errors.clear()  # a new SCF (the next geometry of a relaxation)
+        err = broadcast_float(float(ctx.dens.error), world)  # rank 0 decides, so every rank stops together
+        if np.isfinite(err) and err > 0:
+            errors.append(float(np.log10(err)))
+        if density_error_stalled(errors, *stall):
+            msg = (f"hetero: SCF stalled at iteration {ctx.niter}: best log10(density error) "
+                   f"{min(errors[-stall[0]:]):.2f} over the last {stall[0]} iterations, "
+                   f"{min(errors[:-stall[0]]):.2f} before; stopping for the retry with safe mixing")
+            if ctx.log:
+                ctx.log(msg, flush=True)
+            raise SCFStalledError(msg)
 
-    dft.hooks["scf_step"] = write
+    dft.hooks["scf_step"] = step
+
+
+def _stall_watch(settings: dict, safe: bool) -> tuple[int, float] | None:
+    """The first attempt is watched; the safe retry (mixing 0.02: slow by design) runs to scf_maxiter."""
+    window = int(settings.get("scf_stall_window", SCF_STALL_WINDOW))
+    return None if safe or window <= 0 else (window, float(settings.get("scf_stall_decades", SCF_STALL_DECADES)))
+
+
+FIRST_ATTEMPT_FAILED = "scf-first-attempt-failed.txt"  # a resume goes straight to the retry
 
 
 def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
@@ -154,17 +204,21 @@ def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
     folder = Path(txt).parent
     for safe in (False, True):
         checkpoint = folder / ("scf-checkpoint-retry.gpw" if safe else "scf-checkpoint.gpw")
-        if not safe and (folder / "scf-checkpoint-retry.gpw").exists():
+        if not safe and ((folder / FIRST_ATTEMPT_FAILED).exists() or (folder / "scf-checkpoint-retry.gpw").exists()):
             continue  # the first attempt already failed before the interruption: go on with the retry
         calc, dft, resumed = _checkpointed_gpaw(settings, txt if not safe else txt.replace(".txt", "-retry.txt"),
                                                 safe, gpts, checkpoint)
-        _write_checkpoints(dft, checkpoint, SCF_CHECKPOINT_EVERY)
+        _scf_step_hooks(dft, checkpoint, SCF_CHECKPOINT_EVERY, _stall_watch(settings, safe))
         atoms.calc = calc
         try:
             energy = atoms.get_potential_energy()
-        except KohnShamConvergenceError:
+        except KohnShamConvergenceError as exc:
             if safe:
                 raise
+            if world.rank == 0:
+                (folder / FIRST_ATTEMPT_FAILED).write_text(f"{type(exc).__name__}: {exc}\n")
+                checkpoint.unlink(missing_ok=True)
+            world.barrier()
             continue
         if hasattr(dft, "hooks"):
             dft.hooks.pop("scf_step", None)
@@ -193,6 +247,7 @@ def run_relax(task: dict, folder: Path) -> dict:
     atoms = _atoms(task["atoms"], settings, task.get("fixed"))
     _prepare(atoms, settings)
     calc, dft = _make_gpaw(settings, str(folder / "gpaw-relax.txt"))
+    _scf_step_hooks(dft, None, 0, _stall_watch(settings, safe=False))
     atoms.calc = calc
     holder = {"dft": dft}
 
@@ -346,6 +401,7 @@ def run_task(folder: Path) -> None:
         tmp.replace(folder / "result.json")
         for p in folder.glob("scf-checkpoint*.gpw"):  # the result is safe: the converged state is not needed
             p.unlink()
+        (folder / FIRST_ATTEMPT_FAILED).unlink(missing_ok=True)
     world.barrier()
 
 
