@@ -364,6 +364,24 @@ def runnable_steps(camp: Campaign, engine) -> tuple[list[str], dict[str, str]]:
     return [s for s in camp.steps if s not in lacking], lacking
 
 
+def _stacking_funnel(camp: Campaign, record, slab, root: Path):
+    """The MLIP stacking screen (hetero.flows.stacking), run while the campaign is built: the chosen stacking
+    replaces the builder's as the host. Returns (its document as a dict, the host structure)."""
+    from hetero.flows.stacking import screen_stackings, stacking_note
+
+    if set(record.fragments) != {"film", "substrate"}:
+        raise CampaignError("funnel.stacking ranks the registries of a stack: the model needs film and substrate "
+                            "fragments (a film/substrate pair or a stacked preset); remove funnel.stacking for a slab")
+    try:
+        doc, host = screen_stackings(slab, record.fragments, record.system, str(root.resolve()), camp.funnel,
+                                     model_facts(record, slab))
+    except ValueError as exc:  # a bad funnel.stacking value: say it as the campaign's error
+        raise CampaignError(str(exc)) from None
+    record.notes += stacking_note(doc)
+    record.interlayer_distance_A = doc.candidates[[c.id for c in doc.candidates].index(doc.chosen)].final_gap_A[doc.models[0]]
+    return doc.model_dump(), host
+
+
 def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, skip_steps=()):
     from hetero.structures import load_structure
 
@@ -380,6 +398,9 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, 
         geometry_engine = get_engine(camp.geometry, overrides={"mlip": {"keep_symmetry": 1e-4}})
     size = size or camp.model.size or ("fast" if preset == "fast" else "standard")
     slab, record = build_host(camp, size)
+    stacking = None
+    if (camp.funnel or {}).get("stacking") is not None:
+        stacking, slab = _stacking_funnel(camp, record, slab, root)
     sites = build_sites(camp, slab, record.fragments)
     want = camp.coverage.get("site", "best")
     if "coverage" in camp.steps and want != "best" and want not in {s["label"] for s in sites}:
@@ -407,7 +428,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, 
     )
     flow = maker.make(
         slab, record.system, camp.ion, sites, str(root.resolve()), ion_bulk=ion_bulk,
-        host_fragments=record.fragments if len(record.fragments) == 2 else None,
+        host_fragments=record.fragments if len(record.fragments) == 2 else None, stacking=stacking,
     )
     models = {
         "host": record.model_dump(),

@@ -355,6 +355,61 @@ class FunnelDoc(BaseModel):
     provenance: Provenance
 
 
+class StackingCandidate(BaseModel):
+    id: str  # shift-ij-dX.XX
+    shift_frac: list[float]  # in-plane shift of the upper fragment, fractions of the cell's a and b
+    distance_A: float  # start gap between the facing atomic planes
+    energy_eV: dict[str, float]  # model -> relaxed MLIP total energy
+    final_gap_A: dict[str, float]  # model -> gap between the facing atomic planes after the relaxation
+    group: str = ""
+
+
+class StackingGroup(BaseModel):
+    label: str  # the id of its lowest member on the first model
+    members: list[str]
+    e_min_eV: dict[str, float]  # model -> lowest total energy in the group
+    structure: dict[str, Any]  # the first model's relaxed geometry of that member: a DFT start
+    selected: bool = False
+
+
+class StackingScreenDoc(BaseModel):
+    """The stacking funnel's MLIP stage: registries x interlayer distances of a two-fragment stack relaxed on
+    MLIPs, grouped into distinct minima and ranked. ``chosen`` is the host the campaign's chain then runs on; the
+    other selected groups get DFT checks (StackingCheckDoc). Every energy here is an MLIP energy."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["stacking_screen"] = "stacking_screen"
+    system: str
+    models: list[str]
+    window_eV: float
+    selection_rule: str
+    candidates: list[StackingCandidate]
+    groups: list[StackingGroup]
+    selected: list[str]
+    chosen: str
+    builder_gap_A: float  # the builder's own gap, for comparison with the chosen one
+    wall_s: float
+    n_reused: int = 0
+    provenance: Provenance
+
+
+class StackingCheckDoc(BaseModel):
+    """A selected stacking other than the chosen host, relaxed and computed with the host's settings: is the
+    chosen stacking also the lower one at the engine's level?"""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["stacking_check"] = "stacking_check"
+    system: str
+    stacking: str  # the group label
+    chosen: str
+    e_chosen_eV: float  # the host static's energy
+    e_stacking_eV: float
+    delta_eV: float  # stacking minus chosen: negative = the MLIP's choice was not the lowest here
+    mlip_delta_eV: dict[str, float]  # model -> the same difference on the MLIP
+    structure: dict[str, Any]
+    provenance: Provenance
+
+
 class FunnelAgreementDoc(BaseModel):
     """MLIP ranking against the DFT results of the selected minima."""
 

@@ -11,6 +11,8 @@ Rows
 - ``row_kind == "path"``: one row per (system, ion, NEB path): barrier, hop length, diffusion
   coefficient D = a^2 nu exp(-Ea/kT) with ``nu_Hz`` and ``temperature_K`` columns.
 - ``row_kind == "system"``: systems with no ion results (bare hosts, partial campaigns).
+- ``row_kind == "stacking"``: the stacking funnel's distinct stackings per MLIP and the engine's checks of the
+  runner-ups, ``stacking_delta_eV`` above the chosen host.
 Per-system data (model, calc, DOS, Bader, CDD, work function) is merged into every row of its system.
 Missing inputs give empty cells plus a ``status`` column, never an exception.
 
@@ -298,6 +300,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
         n_ion_rows += _funnel_rows(rows, base, g)
         if n_ion_rows == 0:
             rows.append(dict(base, row_kind="system"))
+        _stacking_rows(rows, base, g)
     missing = (run.campaign or {}).get("steps_not_available") or {}
     if missing:  # an engine without a density (an MLIP): say which columns stay empty and why
         note = "; ".join(f"{step}: {why}" for step, why in missing.items())
@@ -341,6 +344,29 @@ def _funnel_rows(rows: list[dict], base: dict, g: dict) -> int:
                          mlip_minus_dft_e_ads_eV=doc.get("mean_offset_eV"), job_uuid=job.uuid))
         n += 1
     return n
+
+
+def _stacking_rows(rows: list[dict], base: dict, g: dict) -> None:
+    """The stacking funnel (hetero.flows.stacking): one row per distinct stacking and MLIP, and one per engine
+    check of a runner-up, each with its energy above the chosen host (``stacking_delta_eV``; negative on a check:
+    the engine puts that stacking below the one the chain ran on)."""
+    for doc, job in g.get("stacking_screen", []):
+        chosen = next((grp for grp in doc.get("groups", []) if grp["label"] == doc.get("chosen")), None)
+        for grp in doc.get("groups", []):
+            for model, e in grp.get("e_min_eV", {}).items():
+                delta = e - chosen["e_min_eV"][model] if chosen and model in chosen["e_min_eV"] else None
+                rows.append(dict(base, row_kind="stacking", stacking=grp["label"], engine=model, energy_eV=_num(e),
+                                 stacking_delta_eV=_num(delta), stacking_chosen=grp["label"] == doc.get("chosen"),
+                                 funnel_selected=bool(grp.get("selected")), funnel_members=len(grp.get("members", [])),
+                                 job_uuid=job.uuid, settings_hash=None, status="ok"))
+    for doc, job in g.get("stacking_check", []):
+        delta = _num(doc.get("delta_eV"))
+        rows.append(dict(base, row_kind="stacking", stacking=doc.get("stacking"), engine=_engine_label(_prov(doc)),
+                         energy_eV=_num(doc.get("e_stacking_eV")), stacking_delta_eV=delta, stacking_chosen=False,
+                         job_uuid=job.uuid, settings_hash=_prov(doc).get("settings_hash"),
+                         status=("ok" if delta is None or delta >= 0 else
+                                 f"below the chosen host {doc.get('chosen')} by {-delta:.3f} eV on this engine: the "
+                                 "chain ran on a higher stacking")))
 
 
 # ----------------------------------------------------------------------------------- sort/filter

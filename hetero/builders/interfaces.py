@@ -506,3 +506,43 @@ def build_interface(*args: Any, rank: int = 0, **kw: Any) -> tuple[Structure, Mo
         raise BuildError(f"rank {rank} out of range: {len(res.candidates)} candidates")
     c = res.candidates[rank]
     return c.structure, c.record
+
+
+def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid: int,
+                        distances_A: Sequence[float]) -> list[dict[str, Any]]:
+    """Registries x interlayer distances of a two-fragment stack, for the stacking funnel: the upper fragment
+    shifted in plane by (i/grid, j/grid) of the cell's a and b and moved along z until its lowest atom sits
+    ``d`` above the lower fragment's highest. Same lattice, atom order and site properties as ``stack`` (one
+    k-mesh for every candidate); the atoms are re-centred along c. The shifts span the model's own cell,
+    which for a supercell repeats registries of the primitive interface: coarse, never finer than the cell/grid.
+    Each: {"id", "shift_frac", "distance_A", "structure"}."""
+    if set(fragments) != {"film", "substrate"}:
+        raise BuildError(f"stacking candidates need film and substrate fragments, got {sorted(fragments)}")
+    if not (isinstance(grid, int) and grid >= 1):
+        raise BuildError(f"stacking grid {grid!r}: give a whole number of shifts per in-plane axis (>= 1)")
+    if not distances_A or any(not (1.0 <= float(d) <= 6.0) for d in distances_A):
+        raise BuildError(f"stacking distances_A {list(distances_A)}: give interlayer distances between 1 and 6 A")
+    z = stack.cart_coords[:, 2]
+    film, sub = list(fragments["film"]), list(fragments["substrate"])
+    upper, lower = (film, sub) if z[film].mean() >= z[sub].mean() else (sub, film)
+    m = stack.lattice.matrix
+    c = m[2][2]
+    props = {k: list(v) for k, v in stack.site_properties.items()} or None
+    out = []
+    for i in range(grid):
+        for j in range(grid):
+            for d in distances_A:
+                cart = stack.cart_coords.copy()
+                cart[upper] += (i / grid) * m[0] + (j / grid) * m[1]
+                cart[upper, 2] += float(d) - (z[upper].min() - z[lower].max())
+                cart[:, 2] += c / 2 - (cart[:, 2].min() + cart[:, 2].max()) / 2
+                if cart[:, 2].max() - cart[:, 2].min() > c - 5.0:
+                    raise BuildError(f"stacking distance {d} A leaves under 5 A of vacuum in a c = {c:.1f} A cell; "
+                                     "use smaller distances_A or more vacuum")
+                s = Structure(stack.lattice, stack.species, cart, coords_are_cartesian=True, site_properties=props)
+                fc = s.frac_coords
+                fc[:, :2] %= 1.0
+                s = Structure(stack.lattice, stack.species, fc, site_properties=props)
+                out.append({"id": f"shift-{i}{j}-d{float(d):.2f}", "shift_frac": [i / grid, j / grid],
+                            "distance_A": float(d), "structure": s})
+    return out

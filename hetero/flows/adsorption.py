@@ -116,11 +116,14 @@ class AdsorptionFlowMaker(Maker):
         run_root: str,
         ion_bulk: Structure | None = None,
         host_fragments: dict[str, list[int]] | None = None,
+        stacking: dict | None = None,
     ) -> Flow:
         """`sites`: [{"label": str, "structure": Structure with the ion last, "surface": bool}, ...].
 
         `host_fragments` (e.g. {"film": [...], "substrate": [...]} of an interface model) adds the
         interface's own CDD, per-fragment Bader and per-fragment DOS to the host analyses.
+        `stacking`: the stacking funnel's StackingScreenDoc (dict) that chose `host`: stored, and its other
+        selected stackings checked against the host static (hetero.flows.stacking).
         """
         lacking = steps_engine_cannot_run(self.engine, self.steps)
         if lacking:
@@ -137,6 +140,15 @@ class AdsorptionFlowMaker(Maker):
         host_static.name = "static host"
         jobs += [host_relax, host_static]
         jobs += self._analyses(host_static, host_fragments, run_root, "host")
+        if stacking is not None:
+            from hetero.flows.stacking import stacking_checks, stacking_screen_doc_job
+
+            screen = stacking_screen_doc_job(stacking)
+            screen.name = "stacking screen (MLIP)"
+            check = stacking_checks(stacking, host_static.output, self.engine, facts.model_dump(), system, run_root,
+                                    geometry_engine=self.geometry_engine)
+            check.name = "stacking checks"
+            jobs += [screen, check]
 
         mu = {"bulk": None, "atom": None}
         if "bulk" in self.references and ion_bulk is not None:

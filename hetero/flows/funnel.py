@@ -42,7 +42,7 @@ from hetero.schemas import (
 )
 
 FUNNEL_KEYS = {"models", "window_eV", "random_starts", "seed", "always", "max_dft_sites", "mlip_preset", "dft_start",
-               "mlip_relax", "bfgs_alpha", "dft_relax"}
+               "mlip_relax", "bfgs_alpha", "dft_relax", "stacking"}
 # what the MLIP stage relaxes: the ion alone on the model's relaxed host ("ion"), the ion with the host's free
 # atoms ("all"), or the ion alone on surfaces and everything for ions in a van der Waals gap ("auto")
 MLIP_RELAX = ("auto", "ion", "all")
@@ -106,6 +106,10 @@ def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"funnel.dft_start {out['dft_start']!r}: use one of {', '.join(DFT_STARTS)}")
     if out["dft_relax"] not in DFT_RELAX:
         raise ValueError(f"funnel.dft_relax {out['dft_relax']!r}: use one of {', '.join(DFT_RELAX)}")
+    if "stacking" in out:  # registries x distances of a stack (hetero.flows.stacking)
+        from hetero.flows.stacking import check_stacking
+
+        out["stacking"] = check_stacking(out["stacking"])
     if out["dft_relax"] == "ion":
         if settings.get("dft_start", "relaxed_host") != "relaxed_host":
             raise ValueError("funnel.dft_relax ion holds the host at its DFT-relaxed geometry: use dft_start: "

@@ -1,0 +1,146 @@
+"""The stacking funnel: registries x interlayer distances of a two-fragment stack relaxed on an MLIP, grouped,
+the lowest chosen as the host, the other selected stackings checked with the host's settings after its static.
+Real CHGNet on an 8-atom VN(001) stack split into a 2-plane film on a 2-plane substrate: the rock-salt registry
+(V over N, bonded at a/2) lies 0.3 eV below every other registry and gap on CHGNet, far above its noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from jobflow import JobStore, run_locally
+from maggma.stores import MemoryStore
+from pymatgen.core import Lattice, Structure
+
+from hetero.builders.common import BuildError
+from hetero.builders.interfaces import stacking_candidates
+from hetero.builders.presets import get_preset
+from hetero.engines import get_engine
+from hetero.engines.settings import ModelFacts
+from hetero.flows.jobs import calc_doc
+from hetero.flows.stacking import check_stacking, screen_stackings, stacking_checks, stacking_note
+
+
+def vn_stack():
+    slab, _ = get_preset("vn001_na", "fast")  # 4 planes x (1 V + 1 N), bottom 2 planes fixed
+    order = np.argsort(slab.cart_coords[:, 2])
+    return slab, {"substrate": sorted(order[:4].tolist()), "film": sorted(order[4:].tolist())}
+
+
+def test_candidates_move_only_the_upper_fragment_to_each_registry_and_gap():
+    slab, frags = vn_stack()
+    cands = stacking_candidates(slab, frags, 2, [2.1, 3.0])
+    assert [c["id"] for c in cands][:2] == ["shift-00-d2.10", "shift-00-d3.00"] and len(cands) == 8
+    for c in cands:
+        s = c["structure"]
+        assert s.lattice == slab.lattice and [x.symbol for x in s.species] == [x.symbol for x in slab.species]
+        z = s.cart_coords[:, 2]
+        assert z[frags["film"]].min() - z[frags["substrate"]].max() == pytest.approx(c["distance_A"], abs=1e-6)
+        assert s.site_properties["selective_dynamics"] == slab.site_properties["selective_dynamics"]
+        # the substrate keeps its in-plane positions; the film moved by the shift
+        d_sub = s.frac_coords[frags["substrate"], :2] - slab.frac_coords[frags["substrate"], :2]
+        assert np.allclose(d_sub - np.round(d_sub), 0, atol=1e-8)
+        d_film = s.frac_coords[frags["film"], :2] - slab.frac_coords[frags["film"], :2] - c["shift_frac"]
+        assert np.allclose(d_film - np.round(d_film), 0, atol=1e-8)
+    z = slab.cart_coords[:, 2]
+    m = slab.lattice.matrix.copy()
+    m[2, 2] = z.max() - z.min() + 7.0  # 7 A of vacuum: a 2 A wider gap leaves under 5
+    cart = slab.cart_coords - [0, 0, z.min() - 3.5]
+    thin = Structure(Lattice(m), slab.species, cart, coords_are_cartesian=True, site_properties=slab.site_properties)
+    with pytest.raises(BuildError, match="under 5 A of vacuum"):
+        stacking_candidates(thin, frags, 1, [2.07 + 2.5])
+    with pytest.raises(ValueError, match=r"funnel.stacking.distances_A .*between 1 and 6"):
+        check_stacking({"distances_A": [0.5]})
+    with pytest.raises(ValueError, match="unknown funnel.stacking keys"):
+        check_stacking({"shifts": 3})
+
+
+@pytest.mark.mlip
+def test_the_rock_salt_registry_is_chosen_and_the_stacking_fault_is_checked_on_the_engine(tmp_path):
+    slab, frags = vn_stack()
+    facts = ModelFacts(kind="slab")
+    funnel = {"models": ["chgnet"], "window_eV": 5.0, "stacking": {"grid": 2, "distances_A": [2.1, 3.0], "max_dft": 2}}
+    doc, host = screen_stackings(slab, frags, "VN/VN", str(tmp_path), funnel, facts)
+    e = {c.id: c.energy_eV["mlip:chgnet"] for c in doc.candidates}
+    assert len(doc.candidates) == 8 and doc.n_reused == 0
+    # V over N at the bonding distance (no shift): rock salt continues and is the lowest by a clear margin;
+    # V over V (shift 1/2, 1/2) does not bond: the film stays ~3 A off, from either start
+    assert doc.chosen == "shift-00-d2.10"
+    assert min(v for k, v in e.items() if k != doc.chosen) - e[doc.chosen] > 0.25
+    gap = {c.id: c.final_gap_A["mlip:chgnet"] for c in doc.candidates}
+    assert gap[doc.chosen] == pytest.approx(2.07, abs=0.15)  # VN's (002) spacing, a/2
+    assert min(gap["shift-11-d2.10"], gap["shift-11-d3.00"]) > 2.7
+    assert sum(len(g.members) for g in doc.groups) == 8 and len(doc.groups) >= 2
+    assert doc.selected[0] == doc.chosen and len(doc.selected) == 2  # capped at max_dft, the host first
+    assert host.site_properties["selective_dynamics"] == slab.site_properties["selective_dynamics"]
+    assert "Stacking funnel: 8 registries" in stacking_note(doc)
+    again, _ = screen_stackings(slab, frags, "VN/VN", str(tmp_path), funnel, facts)
+    assert again.n_reused == 8 and again.chosen == doc.chosen  # a re-run only loads the relaxations
+
+    # the DFT-stage check, here on the same MLIP as the engine: it must reproduce the screen's difference
+    engine = get_engine("mlip:chgnet")
+    relaxed = engine.relax(host, tmp_path / "host-relax")
+    host_static = calc_doc(engine.static(Structure.from_dict(relaxed.structure), tmp_path / "host-static"), "VN/VN",
+                           "host")
+    response = stacking_checks.original(doc.model_dump(), host_static.model_dump(mode="json"), engine, {}, "VN/VN",
+                                        str(tmp_path))
+    other = doc.selected[1]
+    assert response.output == {"checked": [other]}
+    assert [j.name for j in response.addition.jobs] == [
+        f"relax stacking-{other}", f"static stacking-{other}", f"stacking check {other}"]
+    store = JobStore(MemoryStore())
+    run_locally(response.addition, store=store, log=False, ensure_success=True)
+    check = next(store.query({"output.doc_type": "stacking_check"}))["output"]
+    assert check["delta_eV"] > 0  # the chosen host stays the lower one
+    assert check["delta_eV"] == pytest.approx(check["mlip_delta_eV"]["mlip:chgnet"], abs=0.02)
+
+    from hetero.table import build_table
+
+    table = build_table([host_static.model_dump(mode="json"), doc.model_dump(mode="json"), check])
+    rows = table[table.row_kind == "stacking"]
+    assert len(rows) == len(doc.groups) + 1  # each distinct stacking on the MLIP, and the engine's check
+    assert rows[rows.stacking_chosen == True].stacking_delta_eV.tolist() == [0.0]  # noqa: E712
+    checked = rows[rows.stacking_delta_eV.notna() & (rows.stacking == other) & (rows.stacking_chosen == False)]  # noqa: E712
+    assert len(checked) == 2 and (checked.stacking_delta_eV > 0).all() and (checked.status == "ok").all()
+
+
+def test_a_bad_stacking_block_or_a_single_slab_is_refused_naming_the_key(tmp_path):
+    import yaml
+
+    from hetero.campaigns import CampaignError, load_campaign, prepare_campaign
+
+    base = {"name": "stk", "model": {"preset": "vn001_na", "size": "fast"}, "ion": "Na", "sites": ["hollow"],
+            "steps": ["relax", "static"], "engine": "mlip"}
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({**base, "funnel": {"stacking": {"grid": 0}}}))
+    with pytest.raises(CampaignError, match=r"funnel.stacking.grid 0"):
+        load_campaign(f)
+    f.write_text(yaml.safe_dump({**base, "funnel": {"stacking": {}}}))
+    with pytest.raises(CampaignError, match="needs film and substrate fragments"):
+        prepare_campaign(f, runs_dir=tmp_path / "runs", write=False)
+
+
+@pytest.mark.mlip
+def test_a_campaign_with_a_stacking_block_runs_its_chain_on_the_chosen_stacking(tmp_path):
+    """VS2/V2CO2 (29 atoms), two start gaps: the flow's host is the chosen stacking, the screen is stored with
+    the results, the model record says what was chosen."""
+    import yaml
+
+    from hetero.campaigns import prepare_campaign
+
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({
+        "name": "stk", "model": {"preset": "vs2_v2co2", "size": "fast"}, "ion": "Li", "sites": "all",
+        "steps": ["relax", "static"], "engine": "mlip",
+        "funnel": {"models": ["chgnet"], "random_starts": 0, "stacking": {"grid": 1, "distances_A": [2.6, 3.6]}}}))
+    _camp, _preset, _eng, _root, flow, models = prepare_campaign(f, runs_dir=tmp_path / "runs", write=False)
+    jobs = {j.name: j for j, _parents in flow.iterflow()}
+    assert "stacking screen (MLIP)" in jobs and "stacking checks" in jobs
+    screen = jobs["stacking screen (MLIP)"].function_args[0]
+    chosen = next(g for g in screen["groups"] if g["label"] == screen["chosen"])
+    host_in = jobs["relax host"].function_args[0]
+    host_in = host_in if isinstance(host_in, Structure) else Structure.from_dict(host_in)
+    assert np.allclose(host_in.cart_coords, Structure.from_dict(chosen["structure"]).cart_coords, atol=1e-6)
+    assert "Stacking funnel: 2 registries x distances" in models["host"]["notes"]
+    assert models["host"]["interlayer_distance_A"] == pytest.approx(
+        next(c for c in screen["candidates"] if c["id"] == screen["chosen"])["final_gap_A"]["mlip:chgnet"])
+    assert {c["distance_A"] for c in screen["candidates"]} == {2.6, 3.6}
