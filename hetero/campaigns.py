@@ -659,8 +659,11 @@ def scaffold_campaign(
         # the interface's own CDD, and one ion CDD on the most stable site (each site's costs two statics)
         "cdd_sites": "best",
         "preset": "fast",
-        # every site and random start ranked on the MLIPs first; DFT only on the distinct best
-        "funnel": {"models": ["chgnet", "sevennet"], "window_eV": 0.3, "random_starts": 8},
+        # every site and random start ranked on the MLIPs first; DFT only on the distinct best. The stack itself:
+        # 9 registries x 3 start gaps relaxed on the MLIPs, the lowest is the host (the builder's registry and gap
+        # are arbitrary). The placement above reads the builder's gap: edit it if the chosen gap is much wider
+        "funnel": {"models": ["chgnet", "sevennet"], "window_eV": 0.3, "random_starts": 8,
+                   "stacking": {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3}},
         "notes": (
             f"best-ranked model: {best.n_atoms} atoms, von Mises strain {best.strain_percent:.2f} % "
             f"({best.strained_side} strained), area {best.area_A2:.1f} A^2; {len(res.candidates)} candidates"

@@ -72,7 +72,7 @@ def test_the_rock_salt_registry_is_chosen_and_the_stacking_fault_is_checked_on_t
     assert sum(len(g.members) for g in doc.groups) == 8 and len(doc.groups) >= 2
     assert doc.selected[0] == doc.chosen and len(doc.selected) == 2  # capped at max_dft, the host first
     assert host.site_properties["selective_dynamics"] == slab.site_properties["selective_dynamics"]
-    assert "Stacking funnel: 8 registries" in stacking_note(doc)
+    assert "Stacking funnel: 8 stacking(s)" in stacking_note(doc)
     again, _ = screen_stackings(slab, frags, "VN/VN", str(tmp_path), funnel, facts)
     assert again.n_reused == 8 and again.chosen == doc.chosen  # a re-run only loads the relaxations
 
@@ -140,7 +140,7 @@ def test_a_campaign_with_a_stacking_block_runs_its_chain_on_the_chosen_stacking(
     host_in = jobs["relax host"].function_args[0]
     host_in = host_in if isinstance(host_in, Structure) else Structure.from_dict(host_in)
     assert np.allclose(host_in.cart_coords, Structure.from_dict(chosen["structure"]).cart_coords, atol=1e-6)
-    assert "Stacking funnel: 2 registries x distances" in models["host"]["notes"]
+    assert "Stacking funnel: 2 stacking(s)" in models["host"]["notes"]
     assert models["host"]["interlayer_distance_A"] == pytest.approx(
         next(c for c in screen["candidates"] if c["id"] == screen["chosen"])["final_gap_A"]["mlip:chgnet"])
     assert {c["distance_A"] for c in screen["candidates"]} == {2.6, 3.6}

@@ -90,6 +90,9 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
 
     cfg = check_funnel(funnel)
     st = check_stacking(cfg.get("stacking"))
+    # the start gaps reach van der Waals distances: D3 on every candidate, or a bonded contact wins by default
+    facts = facts.derive(van_der_waals=True, why={"van_der_waals": "stacking screen: start gaps up to a van der "
+                                                                    "Waals distance, D3 on every candidate"})
     starts = stacking_candidates(stack, fragments, st["grid"], st["distances_A"])
     t0 = time.time()
     energies: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
@@ -191,8 +194,8 @@ def stacking_note(doc: StackingScreenDoc) -> str:
     chosen = next(g for g in doc.groups if g.label == doc.chosen)
     best = next(c for c in doc.candidates if c.id == doc.chosen)
     spread = max(g.e_min_eV[first] for g in doc.groups) - chosen.e_min_eV[first]
-    return (f" Stacking funnel: {len(doc.candidates)} registries x distances relaxed on {', '.join(doc.models)}, "
-            f"{len(doc.groups)} distinct minima spanning {spread:.2f} eV; host = {doc.chosen} (shift "
+    return (f" Stacking funnel: {len(doc.candidates)} stacking(s) (registries x start gaps) relaxed on "
+            f"{', '.join(doc.models)}, {len(doc.groups)} distinct minima spanning {spread:.2f} eV; host = {doc.chosen} (shift "
             f"{best.shift_frac[0]:.2f} a + {best.shift_frac[1]:.2f} b, gap {best.final_gap_A[first]:.2f} A after "
             f"the MLIP relaxation; builder gap {doc.builder_gap_A:.2f} A); DFT checks on {len(doc.selected) - 1} other(s).")
 
