@@ -144,3 +144,20 @@ def test_a_campaign_with_a_stacking_block_runs_its_chain_on_the_chosen_stacking(
     assert models["host"]["interlayer_distance_A"] == pytest.approx(
         next(c for c in screen["candidates"] if c["id"] == screen["chosen"])["final_gap_A"]["mlip:chgnet"])
     assert {c["distance_A"] for c in screen["candidates"]} == {2.6, 3.6}
+
+
+def test_the_stacking_figure_plots_each_candidate_against_the_chosen_host():
+    """Figure values from a hand-made screen document (no computation): the chosen candidate sits at 0, the
+    others at their MLIP difference, the engine check at its own difference."""
+    from hetero.plots.stacking import plot_stacking
+
+    cands = [{"id": f"shift-{i}0-d2.00", "shift_frac": [i / 2, 0], "distance_A": 2.0,
+              "energy_eV": {"mlip:chgnet": -10.0 + 0.4 * i}, "final_gap_A": {"mlip:chgnet": 2.0 + i}, "group": ""}
+             for i in range(2)]
+    groups = [{"label": c["id"], "members": [c["id"]], "e_min_eV": c["energy_eV"], "structure": {}, "selected": True}
+              for c in cands]
+    doc = {"system": "A/B", "models": ["mlip:chgnet"], "window_eV": 0.5, "candidates": cands, "groups": groups,
+           "selected": [c["id"] for c in cands], "chosen": "shift-00-d2.00"}
+    _fig, values = plot_stacking(doc, [{"stacking": "shift-10-d2.00", "delta_eV": 0.31}])
+    assert values["mlip"]["mlip:chgnet"]["delta_eV"] == pytest.approx([0.0, 0.4])
+    assert values["mlip"]["mlip:chgnet"]["gap_A"] == [2.0, 3.0] and values["checks"] == {"shift-10-d2.00": 0.31}
