@@ -84,6 +84,9 @@ class Campaign(BaseModel, extra="forbid"):
     # which adsorbed sites get a CDD (step "cdd"): "all", or "best" (only the lowest-energy site, the one a paper
     # shows; each site's CDD costs two more statics, the host frozen at the site's geometry and the lone ion)
     cdd_sites: Literal["all", "best"] = "all"
+    # which statics write the ELF (step "elf"): "all", or "host" (the bare host's only: the "before/after" of a
+    # junction; an 86-atom LCAO ELF adds ~7 min to each static)
+    elf_sites: Literal["all", "host"] = "all"
     # screening funnel: {models: [chgnet, sevennet], window_eV: 0.3, random_starts: 8, always: [site labels]}:
     # every site and random start ranked on the MLIPs, DFT only on the distinct best (hetero.flows.funnel)
     funnel: dict[str, Any] | None = None
@@ -423,7 +426,7 @@ def make_flow(camp: Campaign, preset: str, root: Path, size: str | None = None, 
     maker = AdsorptionFlowMaker(
         engine=engine, facts=facts.model_dump(), steps=tuple(steps), references=tuple(camp.references),
         neb_settings={f"neb_{k}": v for k, v in camp.neb.items()}, coverage_settings=dict(camp.coverage),
-        funnel=dict(camp.funnel or {}), cdd_sites=camp.cdd_sites,
+        funnel=dict(camp.funnel or {}), cdd_sites=camp.cdd_sites, elf_sites=camp.elf_sites,
         geometry_engine=geometry_engine, deferred_steps=tuple(skip_steps),
     )
     flow = maker.make(

@@ -120,3 +120,25 @@ def test_junction_sides_alone_are_host_only_campaigns_in_the_junction_cell(tmp_p
     assert isinstance(host, Structure) and models["host"]["n_atoms"] == len(host) == n_atoms
     assert {e.symbol for e in host.composition} == elements
     assert "-from-" in models["host"]["system"]  # named as a side of its junction
+
+
+def test_elf_sites_host_keeps_the_elf_on_the_bare_host_only(tmp_path):
+    """`elf_sites: host`: the host static writes the ELF, the site statics do not (their task hashes stay those
+    of a campaign without the elf step, so adding the host's ELF recomputes no site)."""
+    import yaml
+
+    base = yaml.safe_load((WORKFLOWS / "na_vn001.yaml").read_text())
+    outputs = {}
+    for elf_sites in ("all", "host"):
+        f = tmp_path / f"{elf_sites}.yaml"
+        f.write_text(yaml.safe_dump({**base, "steps": ["relax", "static", "elf", "adsorption"], "elf_sites": elf_sites}))
+        flow, _ = make_flow(load_campaign(f), "fast", tmp_path / elf_sites)
+        outputs[elf_sites] = {j.name: j.function.__self__.outputs for j, _ in flow.iterflow()
+                              if j.name.startswith("static ") and "bulk" not in j.name and "atom" not in j.name}
+    assert all("elf" in o for o in outputs["all"].values()) and len(outputs["all"]) > 1
+    assert "elf" in outputs["host"]["static host"]
+    assert not any("elf" in o for name, o in outputs["host"].items() if name != "static host")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**base, "elf_sites": "best"}))
+    with pytest.raises(CampaignError, match="elf_sites"):
+        load_campaign(bad)

@@ -96,6 +96,8 @@ class AdsorptionFlowMaker(Maker):
     # "all": a CDD for every adsorbed site; "best": only for the lowest-energy site, chosen once all site statics
     # have finished (the fragments' statics are the costly part of a CDD)
     cdd_sites: str = "all"
+    # "all": every static writes the ELF (step "elf"); "host": only the bare host's
+    elf_sites: str = "all"
 
     def _runs(self, step: str) -> bool:
         return step in self.steps and step not in self.deferred_steps
@@ -201,7 +203,7 @@ class AdsorptionFlowMaker(Maker):
         ``catalogue``: the builder's sites (Site dicts), to name where each relaxed ion ended."""
         facts = ModelFacts(**self.facts)
         site_facts = facts.derive(asymmetric=True, why={"asymmetric": "ion adsorbed on one side"})
-        outputs = self._static_outputs()
+        outputs = self._static_outputs(site=True)
         makers = {
             True: (self._relax_maker(site_facts.model_dump()), self._static_maker(site_facts.model_dump(), outputs)),
             False: (self._relax_maker(facts.model_dump()), self._static_maker(facts.model_dump(), outputs)),
@@ -253,9 +255,10 @@ class AdsorptionFlowMaker(Maker):
             jobs.append(cov)
         return jobs, ads_outputs
 
-    def _static_outputs(self) -> tuple[str, ...]:
+    def _static_outputs(self, site: bool = False) -> tuple[str, ...]:
         pairs = (("density", "bader"), ("density", "cdd"), ("potential", "workfunction"), ("dos", "dos"), ("elf", "elf"))
-        return tuple(dict.fromkeys(o for o, step in pairs if step in self.steps))
+        outputs = tuple(dict.fromkeys(o for o, step in pairs if step in self.steps))
+        return tuple(o for o in outputs if o != "elf") if site and self.elf_sites == "host" else outputs
 
     def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None, cdd: bool = True) -> list:
         out = []
