@@ -95,6 +95,7 @@ def plot_cdd_slice(grid: np.ndarray, cell: np.ndarray, point=None, structure=Non
     draw_atoms_near_plane(ax, structure, cell, fb, reps)
     if zlim:
         ax.set_ylim(*zlim)
+    ax.set_xlim(float(X.min()), float(X.max()))  # atoms at the edges would widen the axes past the slice
     ax.set_aspect("equal")
     ax.set_xlabel(r"x along $\mathbf{a}$ ($\AA$)")
     ax.set_ylabel(r"z ($\AA$)")

@@ -16,6 +16,7 @@ def plot_elf_slice(elf: np.ndarray, cell: np.ndarray, point=None, structure=None
     mesh = ax.pcolormesh(X, Z, plane, cmap="viridis", vmin=0.0, vmax=1.0, shading="gouraud", rasterized=True)
     draw_atoms_near_plane(ax, structure, cell, fb, reps)
     ax.set_ylim(*z_window(structure, cell))
+    ax.set_xlim(float(X.min()), float(X.max()))  # atoms at the edges would widen the axes past the slice
     ax.set_aspect("equal")
     ax.set_xlabel(r"x along $\mathbf{a}$ ($\AA$)")
     ax.set_ylabel(r"z ($\AA$)")

@@ -42,6 +42,8 @@ def draw_atoms_near_plane(ax, st, cell, fb: float, reps: int, tol_A: float = 1.2
     bn /= np.linalg.norm(bn)
     ahat = cell[0][:2] / max(np.linalg.norm(cell[0][:2]), 1e-9)
     plane_pt = fb * cell[1]
+    # the slice starts where the plane meets the a axis, shifted along a by b's in-plane part (oblique cells)
+    x0 = float(plane_pt[0] * ahat[0] + plane_pt[1] * ahat[1])
     for site in st:
         for ia in range(-1, reps + 1):
             for ib in (-1, 0, 1):
@@ -49,7 +51,7 @@ def draw_atoms_near_plane(ax, st, cell, fb: float, reps: int, tol_A: float = 1.2
                 if abs(np.dot(r - plane_pt, bn)) > tol_A:
                     continue
                 x = r[0] * ahat[0] + r[1] * ahat[1]
-                if x < -0.3 or x > reps * np.linalg.norm(cell[0]) + 0.3:
+                if x < x0 - 0.3 or x > x0 + reps * np.linalg.norm(cell[0]) + 0.3:
                     continue
                 sym = site.specie.symbol
                 ax.scatter([x], [r[2]], s=60 * covalent_radius(sym), color=element_colour(sym), edgecolor="k", lw=0.5,
