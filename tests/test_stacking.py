@@ -135,6 +135,7 @@ def test_a_campaign_with_a_stacking_block_runs_its_chain_on_the_chosen_stacking(
     _camp, _preset, _eng, _root, flow, models = prepare_campaign(f, runs_dir=tmp_path / "runs", write=False)
     jobs = {j.name: j for j, _parents in flow.iterflow()}
     assert "stacking screen (MLIP)" in jobs and "stacking checks" in jobs
+    assert not any(name.startswith("MLIP screen") for name in jobs)  # no adsorption step: no site screen
     screen = jobs["stacking screen (MLIP)"].function_args[0]
     chosen = next(g for g in screen["groups"] if g["label"] == screen["chosen"])
     host_in = jobs["relax host"].function_args[0]

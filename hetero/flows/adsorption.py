@@ -178,7 +178,7 @@ class AdsorptionFlowMaker(Maker):
             mu["atom"] = mu_atom.output
 
         catalogue = [s["site"].as_dict() for s in sites]
-        if self.funnel:
+        if self.funnel and self._runs("adsorption"):  # a host-only campaign's funnel is its stacking screen
             from hetero.flows.funnel import funnel_dft_stage, mlip_screen_job
 
             screen = mlip_screen_job(host, ion, catalogue, system, run_root, self.funnel,
