@@ -405,7 +405,7 @@ class StackingCheckDoc(BaseModel):
     e_chosen_eV: float  # the host static's energy
     e_stacking_eV: float
     delta_eV: float  # stacking minus chosen: negative = the MLIP's choice was not the lowest here
-    mlip_delta_eV: dict[str, float]  # model -> the same difference on the MLIP
+    mlip_delta_eV: dict[str, float]  # model -> the same difference in the screen (MLIP + D3 on every candidate)
     structure: dict[str, Any]
     provenance: Provenance
 

@@ -1,7 +1,7 @@
 """The stacking funnel: registries x interlayer distances of a two-fragment stack relaxed on an MLIP, grouped,
 the lowest chosen as the host, the other selected stackings checked with the host's settings after its static.
 Real CHGNet on an 8-atom VN(001) stack split into a 2-plane film on a 2-plane substrate: the rock-salt registry
-(V over N, bonded at a/2) lies 0.3 eV below every other registry and gap on CHGNet, far above its noise."""
+(V over N, bonded at a/2) lies 0.55 eV below every other registry on CHGNet+D3, far above its noise."""
 
 from __future__ import annotations
 
@@ -62,13 +62,14 @@ def test_the_rock_salt_registry_is_chosen_and_the_stacking_fault_is_checked_on_t
     doc, host = screen_stackings(slab, frags, "VN/VN", str(tmp_path), funnel, facts)
     e = {c.id: c.energy_eV["mlip:chgnet"] for c in doc.candidates}
     assert len(doc.candidates) == 8 and doc.n_reused == 0
-    # V over N at the bonding distance (no shift): rock salt continues and is the lowest by a clear margin;
-    # V over V (shift 1/2, 1/2) does not bond: the film stays ~3 A off, from either start
-    assert doc.chosen == "shift-00-d2.10"
-    assert min(v for k, v in e.items() if k != doc.chosen) - e[doc.chosen] > 0.25
+    # V over N (no shift): rock salt continues, from either start gap, and is the lowest by a clear margin;
+    # V over V (shift 1/2, 1/2) does not bond: the film stays > 2.5 A off, from either start
+    chosen = next(g for g in doc.groups if g.label == doc.chosen)
+    assert set(chosen.members) == {"shift-00-d2.10", "shift-00-d3.00"}
+    assert min(v for k, v in e.items() if k not in chosen.members) - e[doc.chosen] > 0.3
     gap = {c.id: c.final_gap_A["mlip:chgnet"] for c in doc.candidates}
     assert gap[doc.chosen] == pytest.approx(2.07, abs=0.15)  # VN's (002) spacing, a/2
-    assert min(gap["shift-11-d2.10"], gap["shift-11-d3.00"]) > 2.7
+    assert min(gap["shift-11-d2.10"], gap["shift-11-d3.00"]) > 2.5
     assert sum(len(g.members) for g in doc.groups) == 8 and len(doc.groups) >= 2
     assert doc.selected[0] == doc.chosen and len(doc.selected) == 2  # capped at max_dft, the host first
     assert host.site_properties["selective_dynamics"] == slab.site_properties["selective_dynamics"]
@@ -78,10 +79,11 @@ def test_the_rock_salt_registry_is_chosen_and_the_stacking_fault_is_checked_on_t
 
     # the DFT-stage check, here on the same MLIP as the engine: it must reproduce the screen's difference
     engine = get_engine("mlip:chgnet")
-    relaxed = engine.relax(host, tmp_path / "host-relax")
-    host_static = calc_doc(engine.static(Structure.from_dict(relaxed.structure), tmp_path / "host-static"), "VN/VN",
-                           "host")
-    response = stacking_checks.original(doc.model_dump(), host_static.model_dump(mode="json"), engine, {}, "VN/VN",
+    relaxed = engine.relax(host, tmp_path / "host-relax", ModelFacts(van_der_waals=True))
+    host_static = calc_doc(engine.static(Structure.from_dict(relaxed.structure), tmp_path / "host-static",
+                                         ModelFacts(van_der_waals=True)), "VN/VN", "host")
+    d3 = {"van_der_waals": True}  # the screen's own dispersion (D3 on every candidate)
+    response = stacking_checks.original(doc.model_dump(), host_static.model_dump(mode="json"), engine, d3, "VN/VN",
                                         str(tmp_path))
     other = doc.selected[1]
     assert response.output == {"checked": [other]}
