@@ -381,7 +381,8 @@ def _stacking_funnel(camp: Campaign, record, slab, root: Path):
     except ValueError as exc:  # a bad funnel.stacking value: say it as the campaign's error
         raise CampaignError(str(exc)) from None
     record.notes += stacking_note(doc)
-    record.interlayer_distance_A = doc.candidates[[c.id for c in doc.candidates].index(doc.chosen)].final_gap_A[doc.models[0]]
+    chosen = next(c for c in doc.candidates if c.id == doc.chosen)
+    record.interlayer_distance_A = chosen.final_gap_A[doc.models[0]]
     return doc.model_dump(), host
 
 

@@ -8,7 +8,8 @@ analyses are then built on it. The other minima within the window (union over mo
 get a relaxation and a static with the host's settings after the host static (``stacking_checks``), so the
 engine's own ordering of the MLIP's picks is on record (StackingCheckDoc).
 
-Runs when the campaign is built, before the flow: the sites are placed on the chosen stacking.
+Runs when the campaign is built, before the flow: the sites are placed on the chosen stacking. With `hetero
+submit` that is where the submission runs (MLIP relaxations on the login node, once: cached in the run folder).
 """
 
 from __future__ import annotations
