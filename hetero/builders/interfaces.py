@@ -508,6 +508,14 @@ def build_interface(*args: Any, rank: int = 0, **kw: Any) -> tuple[Structure, Mo
     return c.structure, c.record
 
 
+def fragment_gap(s: Structure, fragments: dict[str, list[int]]) -> float:
+    """Gap along z between the facing atomic planes of the film and substrate fragments (negative: they
+    interpenetrate), whichever of the two is on top."""
+    z = s.cart_coords[:, 2]
+    a, b = z[fragments["film"]], z[fragments["substrate"]]
+    return float(a.min() - b.max()) if a.mean() >= b.mean() else float(b.min() - a.max())
+
+
 def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid: int,
                         distances_A: Sequence[float]) -> list[dict[str, Any]]:
     """Registries x interlayer distances of a two-fragment stack, for the stacking funnel: the upper fragment
@@ -534,7 +542,7 @@ def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid:
             for d in distances_A:
                 cart = stack.cart_coords.copy()
                 cart[upper] += (i / grid) * m[0] + (j / grid) * m[1]
-                cart[upper, 2] += float(d) - (z[upper].min() - z[lower].max())
+                cart[upper, 2] += float(d) - fragment_gap(stack, fragments)
                 cart[:, 2] += c / 2 - (cart[:, 2].min() + cart[:, 2].max()) / 2
                 if cart[:, 2].max() - cart[:, 2].min() > c - 5.0:
                     raise BuildError(f"stacking distance {d} A leaves under 5 A of vacuum in a c = {c:.1f} A cell; "

@@ -22,7 +22,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from hetero.builders.candidates import select_for_dft
-from hetero.builders.interfaces import stacking_candidates
+from hetero.builders.interfaces import fragment_gap, stacking_candidates
 from hetero.engines.base import Engine
 from hetero.engines.settings import ModelFacts
 from hetero.flows.jobs import RelaxMaker, StaticMaker, _base_dir, _plain
@@ -60,22 +60,16 @@ def check_stacking(settings: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _gap(s: Structure, fragments: dict[str, list[int]]) -> float:
-    z = s.cart_coords[:, 2]
-    a, b = z[fragments["film"]], z[fragments["substrate"]]
-    return float(a.min() - b.max()) if a.mean() >= b.mean() else float(b.min() - a.max())
-
-
 def _group(cands: list[StackingCandidate], finals: dict[str, Structure], first: str) -> dict[str, list[str]]:
     """Candidates in one minimum: first-model energies within SAME_MINIMUM_eV and matching relaxed structures
     (pymatgen's StructureMatcher, same lattice: no supercells or scaling)."""
     matcher = StructureMatcher(ltol=0.05, stol=0.2, angle_tol=2, primitive_cell=False, scale=False,
                                attempt_supercell=False)
+    by_id = {c.id: c for c in cands}
     groups: dict[str, list[str]] = {}
     for c in sorted(cands, key=lambda c: c.energy_eV[first]):
         for label, members in groups.items():
-            rep = next(x for x in cands if x.id == label)
-            if abs(rep.energy_eV[first] - c.energy_eV[first]) <= SAME_MINIMUM_eV and matcher.fit(finals[label], finals[c.id]):
+            if abs(by_id[label].energy_eV[first] - c.energy_eV[first]) <= SAME_MINIMUM_eV and matcher.fit(finals[label], finals[c.id]):
                 members.append(c.id)
                 break
         else:
@@ -111,7 +105,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
         for c, res in zip(starts, results):
             final = Structure.from_dict(res.structure)
             energies[c["id"]][eng.label] = float(res.energy_eV)
-            gaps[c["id"]][eng.label] = _gap(final, fragments)
+            gaps[c["id"]][eng.label] = fragment_gap(final, fragments)
             if model == cfg["models"][0]:
                 props = {k: list(v) for k, v in c["structure"].site_properties.items()} or None
                 finals[c["id"]] = Structure(final.lattice, final.species, final.frac_coords, site_properties=props)
@@ -138,7 +132,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
     doc = StackingScreenDoc(
         system=system, models=labels, window_eV=cfg["window_eV"], selection_rule=rule, candidates=cands,
         groups=sorted(groups, key=lambda g: g.e_min_eV[first]), selected=selected, chosen=chosen,
-        builder_gap_A=_gap(stack, fragments), wall_s=time.time() - t0, n_reused=n_reused,
+        builder_gap_A=fragment_gap(stack, fragments), wall_s=time.time() - t0, n_reused=n_reused,
         provenance=Provenance(engine=first, settings={**st, "models": cfg["models"], "window_eV": cfg["window_eV"],
                                                       "mlip_preset": cfg["mlip_preset"]}),
     )
