@@ -388,6 +388,8 @@ class StackingScreenDoc(BaseModel):
     selected: list[str]
     chosen: str
     builder_gap_A: float  # the builder's own gap, for comparison with the chosen one
+    # rows: the two in-plane vectors (fractions of the cell's a and b) the shifts' grid spans
+    registry_cell_frac: list[list[float]] = [[1.0, 0.0], [0.0, 1.0]]
     wall_s: float
     n_reused: int = 0
     provenance: Provenance

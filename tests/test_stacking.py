@@ -12,7 +12,7 @@ from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 
 from hetero.builders.common import BuildError
-from hetero.builders.interfaces import stacking_candidates
+from hetero.builders.interfaces import in_plane_translations, registry_cell, stacking_candidates
 from hetero.builders.presets import get_preset
 from hetero.engines import get_engine
 from hetero.engines.settings import ModelFacts
@@ -52,6 +52,43 @@ def test_candidates_move_only_the_upper_fragment_to_each_registry_and_gap():
         check_stacking({"distances_A": [0.5]})
     with pytest.raises(ValueError, match="unknown funnel.stacking keys"):
         check_stacking({"shifts": 3})
+
+
+def supercell(slab: Structure, frags: dict, n: tuple[int, int]) -> tuple[Structure, dict]:
+    big = slab * (n[0], n[1], 1)  # pymatgen keeps each site's images together: site i -> i*k ... i*k + k-1
+    k = n[0] * n[1]
+    return big, {name: sorted(i * k + j for i in idx for j in range(k)) for name, idx in frags.items()}
+
+
+def test_registry_cell_is_the_lattice_both_fragments_generate():
+    slab, frags = vn_stack()
+    assert np.allclose(registry_cell(slab, frags), np.eye(2))  # a primitive interface: its own cell
+    big, bfr = supercell(slab, frags, (2, 1))
+    assert np.allclose(registry_cell(big, bfr), [[0.5, 0], [0, 1]])
+    # a 2x2 supercell where a substituted N row keeps only (1/2, 0) in the film and only (0, 1/2) in the
+    # substrate: each side alone repeats twice, together they give every half-cell shift
+    big, bfr = supercell(slab, frags, (2, 2))
+    f = big.frac_coords
+    for name, axis in (("film", 1), ("substrate", 0)):
+        top_n = max((i for i in bfr[name] if big[i].specie.symbol == "N"), key=lambda i: big.cart_coords[i, 2])
+        row = [i for i in bfr[name] if big[i].specie.symbol == "N" and abs(big.cart_coords[i, 2] - big.cart_coords[top_n, 2]) < 0.1
+               and abs(f[i, axis] - f[top_n, axis]) < 0.01]
+        assert len(row) == 2
+        for i in row:
+            big.replace(i, "C")
+    assert len(in_plane_translations(big, bfr["film"])) == 2 and len(in_plane_translations(big, bfr["substrate"])) == 2
+    cell = registry_cell(big, bfr)
+    assert np.allclose(cell, [[0.5, 0], [0, 0.5]])
+    # the grid then spans the primitive interface's registries: the same Cartesian shifts as the primitive's grid
+    shifts_big = [c["shift_frac"] @ big.lattice.matrix[:2, :2] for c in stacking_candidates(big, bfr, 2, [2.1], cell)]
+    shifts_prim = [c["shift_frac"] @ slab.lattice.matrix[:2, :2] for c in stacking_candidates(slab, frags, 2, [2.1])]
+    assert np.allclose(shifts_big, shifts_prim, atol=1e-8)
+    # the study-2 junction: V2O5 repeats 3x along a, Cu2V2O7 at (a + b)/2: 6 equivalent registries per cell
+    junction, rec = get_preset("v2o5_cu2v2o7", "standard")
+    cell = registry_cell(junction, rec.fragments)
+    assert abs(np.linalg.det(cell)) == pytest.approx(1 / 6, abs=1e-6)
+    with pytest.raises(ValueError, match="funnel.stacking.registries 'primitive'"):
+        check_stacking({"registries": "primitive"})
 
 
 @pytest.mark.mlip

@@ -516,14 +516,68 @@ def fragment_gap(s: Structure, fragments: dict[str, list[int]]) -> float:
     return float(a.min() - b.max()) if a.mean() >= b.mean() else float(b.min() - a.max())
 
 
+def in_plane_translations(s: Structure, indices: Sequence[int], tol_A: float = 0.2) -> np.ndarray:
+    """In-plane translations (fractions of the cell's a and b, in [0, 1)) that map the atoms ``indices`` onto
+    themselves, species kept: the fragment's own lattice inside a supercell, [[0, 0]] for a primitive one.
+    Candidates are the vectors from one atom of the rarest species to its same-height images."""
+    idx = list(indices)
+    sp = [str(s[i].specie) for i in idx]
+    rare = min(set(sp), key=sp.count)
+    fc = s.frac_coords[idx]
+    z = s.cart_coords[idx, 2]
+    i0 = next(k for k, e in enumerate(sp) if e == rare)
+    m2 = s.lattice.matrix[:2, :2]
+    out = [np.zeros(2)]
+    for k, e in enumerate(sp):
+        if k == i0 or e != rare or abs(z[k] - z[i0]) > tol_A:
+            continue
+        t = np.round(fc[k, :2] - fc[i0, :2], 6) % 1.0
+        moved = fc[:, :2] + t
+        ok = True
+        for a in range(len(idx)):  # every atom must land on an atom of its species at its height
+            d = moved[a] - fc[:, :2]
+            d -= np.round(d)
+            dist = np.hypot(*(d @ m2).T)
+            if not np.any((dist < tol_A) & (np.abs(z - z[a]) < tol_A) & (np.array(sp) == sp[a])):
+                ok = False
+                break
+        if ok:
+            out.append(t)
+    return np.array(out)
+
+
+def registry_cell(stack: Structure, fragments: dict[str, list[int]]) -> np.ndarray:
+    """Two in-plane vectors (rows; fractions of the cell's a and b) spanning every distinct registry of a
+    two-fragment stack. Shifting the upper fragment by a translation of either fragment's own lattice gives the
+    same stacking, so the registries repeat on the lattice both lattices generate: the cell itself for a
+    primitive interface, a fraction of it when a supercell repeats either side. The two shortest independent
+    vectors of that lattice (a 2D lattice's successive minima are a basis)."""
+    # each fragment's translations form a group, so their sums are the whole group both generate
+    film, sub = (in_plane_translations(stack, fragments[k]) for k in ("film", "substrate"))
+    group = {tuple(np.round((a + b) % 1.0, 6) % 1.0) for a in film for b in sub}
+    m2 = stack.lattice.matrix[:2, :2]
+    vecs = [np.array(g) + np.array([i, j]) for g in group for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    # shortest first; of equal lengths the one pointing most along +a, then +b (a primitive interface: a, b)
+    vecs = sorted((v for v in vecs if np.linalg.norm(v) > 1e-6),
+                  key=lambda v: (round(float(np.linalg.norm(v @ m2)), 6), -v[0], -v[1]))
+    v1 = vecs[0]
+    v2 = next(v for v in vecs if abs(np.linalg.det([v1, v])) > 1e-6 * np.linalg.norm(v1) * np.linalg.norm(v))
+    if np.linalg.det([v1, v2]) < 0:  # right-handed like a, b
+        v2 = -v2
+    if abs(np.linalg.det([v1, v2]) * len(group) - 1) > 1e-3:  # the area must be the cell's / |group|
+        raise BuildError(f"in-plane translations of {stack.composition.reduced_formula} do not form a lattice "
+                         f"({len(group)} found); the fragments are not periodic in this cell")
+    return np.array([v1, v2])
+
+
 def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid: int,
-                        distances_A: Sequence[float]) -> list[dict[str, Any]]:
+                        distances_A: Sequence[float], domain: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Registries x interlayer distances of a two-fragment stack, for the stacking funnel: the upper fragment
-    shifted in plane by (i/grid, j/grid) of the cell's a and b and moved along z until its lowest atom sits
-    ``d`` above the lower fragment's highest. Same lattice, atom order and site properties as ``stack`` (one
-    k-mesh for every candidate); the atoms are re-centred along c. The shifts span the model's own cell,
-    which for a supercell repeats registries of the primitive interface: coarse, never finer than the cell/grid.
-    Each: {"id", "shift_frac", "distance_A", "structure"}."""
+    shifted in plane by i/grid u + j/grid v, with u and v the rows of ``domain`` (fractions of the cell's a and
+    b; default the cell itself, registry_cell gives the distinct registries' cell), and moved along z until its
+    lowest atom sits ``d`` above the lower fragment's highest. Same lattice, atom order and site properties as
+    ``stack`` (one k-mesh for every candidate); the atoms are re-centred along c.
+    Each: {"id", "shift_frac" (fractions of a and b), "distance_A", "structure"}."""
     if set(fragments) != {"film", "substrate"}:
         raise BuildError(f"stacking candidates need film and substrate fragments, got {sorted(fragments)}")
     if not (isinstance(grid, int) and grid >= 1):
@@ -536,12 +590,14 @@ def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid:
     m = stack.lattice.matrix
     c = m[2][2]
     props = {k: list(v) for k, v in stack.site_properties.items()} or None
+    domain = np.eye(2) if domain is None else np.asarray(domain, float)
     out = []
     for i in range(grid):
         for j in range(grid):
+            shift = (i / grid) * domain[0] + (j / grid) * domain[1]
             for d in distances_A:
                 cart = stack.cart_coords.copy()
-                cart[upper] += (i / grid) * m[0] + (j / grid) * m[1]
+                cart[upper] += shift[0] * m[0] + shift[1] * m[1]
                 cart[upper, 2] += float(d) - fragment_gap(stack, fragments)
                 cart[:, 2] += c / 2 - (cart[:, 2].min() + cart[:, 2].max()) / 2
                 if cart[:, 2].max() - cart[:, 2].min() > c - 5.0:
@@ -551,6 +607,6 @@ def stacking_candidates(stack: Structure, fragments: dict[str, list[int]], grid:
                 fc = s.frac_coords
                 fc[:, :2] %= 1.0
                 s = Structure(stack.lattice, stack.species, fc, site_properties=props)
-                out.append({"id": f"shift-{i}{j}-d{float(d):.2f}", "shift_frac": [i / grid, j / grid],
+                out.append({"id": f"shift-{i}{j}-d{float(d):.2f}", "shift_frac": [float(x) for x in shift],
                             "distance_A": float(d), "structure": s})
     return out

@@ -17,12 +17,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from jobflow import Flow, Response, job
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from hetero.builders.candidates import select_for_dft
-from hetero.builders.interfaces import fragment_gap, stacking_candidates
+from hetero.builders.interfaces import fragment_gap, registry_cell, stacking_candidates
 from hetero.engines.base import Engine
 from hetero.engines.settings import ModelFacts
 from hetero.flows.jobs import RelaxMaker, StaticMaker, _base_dir, _plain
@@ -35,7 +36,10 @@ from hetero.schemas import (
     plain_structure_dict,
 )
 
-STACKING_KEYS = {"grid", "distances_A", "max_dft"}
+STACKING_KEYS = {"grid", "distances_A", "max_dft", "registries"}
+# "interface": shifts span the cell of distinct registries (hetero.builders.interfaces.registry_cell); "cell": the
+# model cell itself, as before it existed (a supercell then repeats registries)
+REGISTRY_DOMAINS = ("interface", "cell")
 # relaxed candidates within this energy of each other, with matching structures, are one minimum
 SAME_MINIMUM_eV = 0.02
 
@@ -47,7 +51,10 @@ def check_stacking(settings: dict[str, Any] | None) -> dict[str, Any]:
     bad = set(settings) - STACKING_KEYS
     if bad:
         raise ValueError(f"unknown funnel.stacking keys {sorted(bad)}; valid: {', '.join(sorted(STACKING_KEYS))}")
-    out = {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3, **settings}
+    out = {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3, "registries": "interface", **settings}
+    if out["registries"] not in REGISTRY_DOMAINS:
+        raise ValueError(f"funnel.stacking.registries {out['registries']!r}: give 'interface' (shifts over the cell of "
+                         "distinct registries, the default) or 'cell' (over the model cell)")
     if not (isinstance(out["grid"], int) and 1 <= out["grid"] <= 8):
         raise ValueError(f"funnel.stacking.grid {out['grid']!r}: give the shifts per in-plane axis, 1-8 (default 3)")
     d = out["distances_A"]
@@ -88,7 +95,8 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
     # the start gaps reach van der Waals distances: D3 on every candidate, or a bonded contact wins by default
     facts = facts.derive(van_der_waals=True, why={"van_der_waals": "stacking screen: start gaps up to a van der "
                                                                     "Waals distance, D3 on every candidate"})
-    starts = stacking_candidates(stack, fragments, st["grid"], st["distances_A"])
+    domain = registry_cell(stack, fragments) if st["registries"] == "interface" else np.eye(2)
+    starts = stacking_candidates(stack, fragments, st["grid"], st["distances_A"], domain)
     t0 = time.time()
     energies: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
     gaps: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
@@ -132,7 +140,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
     doc = StackingScreenDoc(
         system=system, models=labels, window_eV=cfg["window_eV"], selection_rule=rule, candidates=cands,
         groups=sorted(groups, key=lambda g: g.e_min_eV[first]), selected=selected, chosen=chosen,
-        builder_gap_A=fragment_gap(stack, fragments), wall_s=time.time() - t0, n_reused=n_reused,
+        builder_gap_A=fragment_gap(stack, fragments), registry_cell_frac=domain.round(6).tolist(), wall_s=time.time() - t0, n_reused=n_reused,
         provenance=Provenance(engine=first, settings={**st, "models": cfg["models"], "window_eV": cfg["window_eV"],
                                                       "mlip_preset": cfg["mlip_preset"]}),
     )
