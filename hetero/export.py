@@ -13,7 +13,7 @@ from pathlib import Path
 from hetero.io.analysis_cache import keep_store_analyses_beside_statics
 
 KEEP_SUFFIXES = {".json", ".log", ".txt", ".traj", ".md", ".csv", ".tsv", ".png", ".pdf", ".html", ".yaml"}
-KEEP_NAMES = {"cdd.npz", "dos.npz", "elf.npz"}  # small grids/arrays the figures are drawn from
+KEEP_NAMES = {"cdd.npz", "dos.npz", "elf.npz", "elf_before.npz"}  # small grids/arrays the figures are drawn from
 MAX_FILE_MB = 20.0
 
 

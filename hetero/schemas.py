@@ -182,6 +182,36 @@ class CddDoc(BaseModel):
     provenance: Provenance
 
 
+class ElfChangeDoc(BaseModel):
+    """ELF before and after an interface forms (hetero.analysis.elf): the junction's own ELF against the ELF of its
+    two fragments side by side (their densities and kinetic-energy densities added), frozen at the junction's
+    geometry on its grid."""
+
+    schema_version: int = SCHEMA_VERSION
+    doc_type: Literal["elf_change"] = "elf_change"
+    system: str
+    label: str = ""
+    fragments: dict[str, list[int]] = Field(default_factory=dict)
+    z_A: list[float]
+    planar_before: list[float]  # plane-averaged ELF along z
+    planar_after: list[float]
+    interface_z_A: float
+    window_A: float  # the contact region: |z - interface_z_A| <= window_A
+    contact_region_mean_before: float | None = None
+    contact_region_mean_after: float | None = None
+    contact_region_max_before: float | None = None
+    contact_region_max_after: float | None = None
+    contact_cutoff_A: float
+    # pairs across the interface closer than contact_cutoff_A: atoms, pair, distance_A, midpoint_A, elf_before/after
+    contacts: list[dict[str, Any]] = Field(default_factory=list)
+    slice_point_A: list[float]  # the shortest contact's midpoint: the figure's slice goes through it
+    # mean |engine's ELF - our ELF from the same calculation's parts| where there is density: the level above
+    # which a before/after difference is read
+    method_gap: float
+    files: dict[str, str] = Field(default_factory=dict)  # before (npz), after (the junction's elf.npz)
+    provenance: Provenance
+
+
 class AdsorptionDoc(BaseModel):
     schema_version: int = SCHEMA_VERSION
     doc_type: Literal["adsorption"] = "adsorption"

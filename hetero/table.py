@@ -13,7 +13,8 @@ Rows
 - ``row_kind == "system"``: systems with no ion results (bare hosts, partial campaigns).
 - ``row_kind == "stacking"``: the stacking funnel's distinct stackings per MLIP and the engine's checks of the
   runner-ups, ``stacking_delta_eV`` above the chosen host.
-Per-system data (model, calc, DOS, Bader, CDD, work function) is merged into every row of its system.
+Per-system data (model, calc, DOS, Bader, CDD, ELF before/after, work function) is merged into every row of its
+system (``elf_contacts_change``: the mean ELF change at the midpoints of the interface's contacts).
 Missing inputs give empty cells plus a ``status`` column, never an exception.
 
 Input: whatever hetero.io.store reads (a run folder, a JSON store file, a maggma Store, a list of
@@ -30,6 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hetero.analysis.descriptors import (
@@ -203,6 +205,11 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
             if r.get("formation_energy_eV_per_A2") is None and eb is not None and area:
                 # E(AB) - E(A) - E(B) with A, B frozen at the AB geometry (the CDD step's energies)
                 _set_formation_energy(r, interface_energy_from_total(eb, area))
+        for elf, _ in g.get("elf_change", [])[:1]:
+            # the ELF at the interface contacts' midpoints, mean over contacts: after (junction) - before (sides)
+            change = [c["elf_after"] - c["elf_before"] for c in elf.get("contacts") or [] if "elf_after" in c]
+            r["elf_contacts_change"] = _num(float(np.mean(change))) if change else None
+            r["elf_n_contacts"] = len(change)
         for wf, _ in _host_first(g.get("work_function", []))[:1]:
             r["work_function_eV"] = _num(wf.get("work_function_top_eV"))
             r["work_function_bottom_eV"] = _num(wf.get("work_function_bottom_eV"))

@@ -48,6 +48,8 @@ class Capability(str, Enum):
     DOS = "density of states"
     POTENTIAL = "electrostatic potential"
     ELF = "electron localisation function"
+    # the ELF's ingredients per spin (density and kinetic-energy density), for an interface's ELF "before"
+    KINETIC_ENERGY_DENSITY = "kinetic-energy density"
 
 
 # static-run outputs -> the capability each needs
@@ -82,7 +84,7 @@ def _atomic_write_json(path: Path, data: Any) -> None:
 
 
 # files an export leaves behind (hetero.export) that a finished task can do without until an analysis needs them
-RESTORABLE_FILES = {"density"}
+RESTORABLE_FILES = {"density", "elf_parts"}
 
 
 # Recognising a task folder whose input differs only by floating-point noise (Engine.task_folder)

@@ -310,6 +310,12 @@ def run_static(task: dict, folder: Path) -> dict:
         elf = elf_from_dft_calculation(dft, ncut=1e-4).gather(broadcast=True).to_pbc_grid().data
         _save(folder / "elf.npz", elf=elf, cell=atoms.cell.array)
         out["files"]["elf"] = "elf.npz"
+        # the density and kinetic-energy density per spin (atomic units, same grid): two fragments' add up to the
+        # ELF "before" an interface forms (hetero.analysis.elf)
+        density = dft.dft.density if hasattr(dft, "dft") else dft.density
+        parts = {name: getattr(density, name).gather(broadcast=True).to_pbc_grid().data for name in ("nt_sR", "taut_sR")}
+        _save(folder / "elf_parts.npz", nt=parts["nt_sR"], taut=parts["taut_sR"], cell=atoms.cell.array)
+        out["files"]["elf_parts"] = "elf_parts.npz"
     if "dos" in want:
         dos_calc = dft
         if settings.get("dos_kpts"):

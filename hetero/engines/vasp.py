@@ -377,7 +377,8 @@ class VaspEngine(Engine):
     dry_run: bool = False
 
     name: ClassVar[str] = "vasp"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    # ELFCAR holds the ELF only, not the kinetic-energy density an interface's ELF "before" is built from
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.KINETIC_ENERGY_DENSITY}
 
     # ------------------------------------------------------------------ settings
     def check_native(self, native: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from hetero.flows.jobs import (
     band_single_points_job,
     coverage_doc_job,
     dos_job,
+    elf_change_job,
     host_check_doc_job,
     reference_energy_job,
     workfunction_job,
@@ -141,7 +142,7 @@ class AdsorptionFlowMaker(Maker):
         host_static = static.make(host_relax.output.structure, system, "host", run_root)
         host_static.name = "static host"
         jobs += [host_relax, host_static]
-        jobs += self._analyses(host_static, host_fragments, run_root, "host")
+        jobs += self._analyses(host_static, host_fragments, run_root, "host", elf_change=True)
         if stacking is not None:
             from hetero.flows.stacking import stacking_checks, stacking_screen_doc_job
 
@@ -260,8 +261,14 @@ class AdsorptionFlowMaker(Maker):
         outputs = tuple(dict.fromkeys(o for o, step in pairs if step in self.steps))
         return tuple(o for o in outputs if o != "elf") if site and self.elf_sites == "host" else outputs
 
-    def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None, cdd: bool = True) -> list:
+    def _analyses(self, static_job, fragments, run_root, label, dos_fragments=None, cdd: bool = True,
+                  elf_change: bool = False) -> list:
+        """`elf_change`: an interface's ELF before/after (needs the `elf` step and an engine that writes the
+        kinetic-energy density; with a CDD its fragment statics write both)."""
         out = []
+        two = bool(fragments) and len(fragments) == 2
+        elf_change = (elf_change and two and self._runs("elf")
+                      and Capability.KINETIC_ENERGY_DENSITY in self.engine.capabilities)
         if self._runs("dos"):
             j = dos_job(static_job.output, dos_fragments or fragments)
             j.name = f"DOS {label}"
@@ -274,9 +281,15 @@ class AdsorptionFlowMaker(Maker):
             j = workfunction_job(static_job.output)
             j.name = f"work function {label}"
             out.append(j)
-        if cdd and self._runs("cdd") and fragments and len(fragments) == 2:
-            j = CddMaker(engine=self.engine).make(static_job.output, fragments, run_root)
-            j.name = f"CDD {label}"
+        cdd_job = None
+        if cdd and self._runs("cdd") and two:
+            cdd_job = CddMaker(engine=self.engine, fragment_elf=elf_change).make(static_job.output, fragments, run_root)
+            cdd_job.name = f"CDD {label}"
+            out.append(cdd_job)
+        if elf_change:
+            j = elf_change_job(static_job.output, fragments, self.engine, run_root,
+                               cdd_job.output["interface_z_A"] if cdd_job is not None else None)
+            j.name = f"ELF before/after {label}"
             out.append(j)
         return out
 

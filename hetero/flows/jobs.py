@@ -41,6 +41,7 @@ from hetero.schemas import (
     CddDoc,
     CoverageDoc,
     DosDoc,
+    ElfChangeDoc,
     HostCheckDoc,
     NebDoc,
     Provenance,
@@ -154,8 +155,8 @@ def dos_job(calc: dict, fragments: dict[str, list[int]] | None = None) -> dict:
     )
 
 
-def _density_file(path: str, task_folder: str, engine: Engine | None) -> str:
-    """A static's density, re-run from its task.json when an export left it behind."""
+def _restorable_file(path: str, task_folder: str, engine: Engine | None) -> str:
+    """A static's density (or ELF parts), re-run from its task.json when an export left it behind."""
     if not Path(path).exists():
         if engine is None:
             raise FileNotFoundError(f"{path}: the density is gone (an exported run keeps no full densities) and no "
@@ -171,7 +172,7 @@ def bader_job(calc: dict, fragments: dict[str, list[int]] | None = None, engine:
     if cached is not None:
         return BaderDoc.model_validate(cached)
     structure = Structure.from_dict(calc["structure"])
-    grids = np.load(_density_file(calc["files"]["density"], calc["provenance"]["run_dir"], engine))
+    grids = np.load(_restorable_file(calc["files"]["density"], calc["provenance"]["run_dir"], engine))
     res = _outputs(calc)
     if "core" in grids:
         # VASP: basins from the reference density AECCAR0+AECCAR2, valence electrons counted from CHGCAR
@@ -239,6 +240,8 @@ class CddMaker(Maker):
 
     name: str = "cdd"
     engine: Engine | None = None
+    # the fragments' statics also write their ELF parts (an interface's ELF before/after, elf_change_job)
+    fragment_elf: bool = False
 
     @job
     @_plain
@@ -250,18 +253,11 @@ class CddMaker(Maker):
                 delta = np.load(cached["files"]["grid"])["delta"].astype(float)
                 write_volumetric(structure, delta, cached["files"]["chgcar"], cached["files"]["cube"])
             return CddDoc.model_validate(cached)
-        like = CalcResult.model_validate({**calc_ab, "kind": "static"})
         rho, energies = {}, {}
-        for name, idx in fragments.items():
-            frag = Structure.from_sites([structure[i] for i in idx])
-            # an isolated ion fragment (e.g. Na) has an odd electron count: let it polarise
-            r = self.engine.static(
-                frag, _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"), outputs=("density",),
-                like=like, spin="on" if len(frag) == 1 else None,
-            )
-            rho[name] = np.load(_density_file(r.files["density"], r.provenance.run_dir, self.engine))["pseudo"]
+        for name, r in _fragment_statics(self.engine, calc_ab, fragments, run_root, self.fragment_elf).items():
+            rho[name] = np.load(_restorable_file(r.files["density"], r.provenance.run_dir, self.engine))["pseudo"]
             energies[name] = r.energy_eV
-        ab_density = _density_file(calc_ab["files"]["density"], calc_ab["provenance"]["run_dir"], self.engine)
+        ab_density = _restorable_file(calc_ab["files"]["density"], calc_ab["provenance"]["run_dir"], self.engine)
         rho_ab = np.load(ab_density)["pseudo"]
         names = list(fragments)
         delta, doc = cdd_analysis(structure, rho_ab, rho[names[0]], rho[names[1]], fragments)
@@ -279,6 +275,73 @@ class CddMaker(Maker):
         )
         keep_analysis(calc_ab["provenance"]["run_dir"], "cdd", fragments, out.model_dump(mode="json"))
         return out
+
+
+def _fragment_statics(engine: Engine, calc_ab: dict, fragments: dict[str, list[int]], run_root: str,
+                      elf: bool = False) -> dict:
+    """Each fragment of AB alone, frozen at AB's geometry, with AB's settings on AB's grid (the CDD's and the ELF
+    change's; one task each, whichever job asks first computes it)."""
+    structure = Structure.from_dict(calc_ab["structure"])
+    like = CalcResult.model_validate({**calc_ab, "kind": "static"})
+    out = {}
+    for name, idx in fragments.items():
+        frag = Structure.from_sites([structure[i] for i in idx])
+        # an isolated ion fragment (e.g. Na) has an odd electron count: let it polarise
+        out[name] = engine.static(
+            frag, _base_dir(run_root, calc_ab["system"], f"{calc_ab['label']}-cdd-{name}"),
+            outputs=("density", "elf") if elf else ("density",), like=like, spin="on" if len(frag) == 1 else None,
+        )
+    return out
+
+
+def _elf_grid(path: str) -> tuple[np.ndarray, np.ndarray]:
+    data = np.load(path)
+    elf = data["elf"]
+    return (elf.mean(axis=0) if elf.ndim == 4 else elf), data["cell"]
+
+
+@job
+@_plain
+def elf_change_job(calc_ab: dict, fragments: dict[str, list[int]], engine: Engine, run_root: str,
+                   interface_z_A: float | None = None) -> dict:
+    """The interface's ELF before (its two fragments side by side at its geometry) and after (its own ELF).
+    `interface_z_A`: the CDD's interface plane (its output, so this job also waits for the CDD's fragment
+    statics instead of computing the same tasks beside it); default midway between the facing atomic planes."""
+    from hetero.analysis.elf import elf_from_parts, elf_method_gap, interface_elf_change
+
+    cached = read_kept_analysis(calc_ab["provenance"]["run_dir"], "elf_change", fragments, calc_ab["provenance"])
+    if cached is not None and Path(cached["files"]["before"]).exists():
+        return ElfChangeDoc.model_validate(cached)
+    if not (calc_ab.get("files") or {}).get("elf"):
+        raise ValueError(f"{calc_ab['system']} {calc_ab['label']}: the static wrote no ELF; the ELF change needs the "
+                         "campaign's `elf` step on the host")
+    structure = Structure.from_dict(calc_ab["structure"])
+    after, cell = _elf_grid(calc_ab["files"]["elf"])
+    statics = _fragment_statics(engine, calc_ab, fragments, run_root, elf=True)
+    parts = {name: np.load(_restorable_file(r.files["elf_parts"], r.provenance.run_dir, engine))
+             for name, r in statics.items()}
+    names = list(fragments)
+    nt = sum(parts[n]["nt"] for n in names)
+    taut = sum(parts[n]["taut"] for n in names)
+    before = elf_from_parts(nt, taut, cell)
+    # our formula on one fragment's own parts against the engine's ELF of that fragment: the method's own gap
+    first = statics[names[0]]
+    gap = elf_method_gap(_elf_grid(first.files["elf"])[0], elf_from_parts(parts[names[0]]["nt"], parts[names[0]]["taut"], cell),
+                         parts[names[0]]["nt"])
+    if interface_z_A is None:
+        z = structure.cart_coords[:, 2]
+        a, b = (np.asarray(fragments[n]) for n in names)
+        lower, upper = (a, b) if z[a].mean() < z[b].mean() else (b, a)
+        interface_z_A = float((z[lower].max() + z[upper].min()) / 2)
+    numbers = interface_elf_change(after, before, cell, structure.cart_coords, [sp.symbol for sp in structure.species],
+                                   fragments, interface_z_A)
+    out_dir = Path(calc_ab["provenance"]["run_dir"])
+    files = {"before": str(out_dir / "elf_before.npz"), "after": calc_ab["files"]["elf"]}
+    np.savez_compressed(files["before"], elf=before.astype(np.float32), cell=cell)
+    doc = ElfChangeDoc(system=calc_ab["system"], label=calc_ab["label"], fragments=fragments, method_gap=gap,
+                       files=files, provenance=Provenance(**calc_ab["provenance"]), **numbers)
+    keep_analysis(calc_ab["provenance"]["run_dir"], "elf_change", fragments, doc.model_dump(mode="json"))
+    return doc
 
 
 @job
