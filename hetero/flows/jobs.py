@@ -159,7 +159,7 @@ def _restorable_file(path: str, task_folder: str, engine: Engine | None) -> str:
     """A static's density (or ELF parts), re-run from its task.json when an export left it behind."""
     if not Path(path).exists():
         if engine is None:
-            raise FileNotFoundError(f"{path}: the density is gone (an exported run keeps no full densities) and no "
+            raise FileNotFoundError(f"{path} is gone (an exported run keeps no full densities or ELF parts) and no "
                                     f"engine was given to re-run the static in {task_folder}")
         engine.restore_files(task_folder)
     return path
