@@ -339,6 +339,8 @@ class FunnelCandidate(BaseModel):
     moved_A: float  # in-plane distance from start to end
     converged: bool
     n_steps: int | None = None
+    # two atoms overlapping after the relaxation (a broken MLIP relaxation): kept out of every group and of DFT
+    unphysical: str | None = None
 
 
 class FunnelGroup(BaseModel):
@@ -392,6 +394,7 @@ class StackingCandidate(BaseModel):
     energy_eV: dict[str, float]  # model -> relaxed MLIP total energy
     final_gap_A: dict[str, float]  # model -> gap between the facing atomic planes after the relaxation
     group: str = ""
+    unphysical: str | None = None  # overlapping atoms after a model's relaxation: in no group, never chosen
 
 
 class StackingGroup(BaseModel):

@@ -335,3 +335,50 @@ def test_neb_not_run_when_every_site_folds_into_one_minimum_is_said(tmp_path):
     store = tmp_path / "store.json"
     store.write_text(json.dumps([{"uuid": "a", "index": 1, "output": out, "name": "select NEB path"}]))
     assert steps_not_run(store) == [out[NOT_RUN_KEY]]
+
+
+@pytest.mark.mlip
+def test_a_relaxation_that_overlaps_atoms_is_kept_out_of_every_group_and_of_dft(tmp_path, vn, monkeypatch):
+    """SevenNet-0 once put Li 0.41 A from an O of the V2O5/Cu2V2O7 junction, 25 eV below every other minimum: a broken
+    relaxation that won the ranking and was sent to DFT. Here one real CHGNet result is broken the same way (the Na
+    moved onto an N, 50 eV lower): it must be named, kept out of the groups, and never selected."""
+    import dataclasses
+
+    from hetero.flows import funnel as fn
+    from hetero.schemas import plain_structure_dict
+
+    real = fn._relax_all
+
+    def one_broken(engine, structures, folders, tick=None, facts=None):
+        out = real(engine, structures, folders, tick, facts)
+        s = Structure.from_dict(out[0].structure)
+        n = max((i for i, sp in enumerate(s.species) if sp.symbol == "N"), key=lambda i: s.cart_coords[i, 2])
+        s.replace(len(s) - 1, "Na", s.cart_coords[n] + [0, 0, 0.3], coords_are_cartesian=True)
+        out[0] = out[0].model_copy(update={"structure": plain_structure_dict(s), "energy_eV": out[0].energy_eV - 50})
+        return out
+
+    monkeypatch.setattr(fn, "_relax_all", one_broken)
+    slab, sites = vn
+    doc = fn.mlip_screen_job.original(slab, "Na", [dataclasses.asdict(s) for s in sites], "VN", str(tmp_path),
+                                      {"models": ["chgnet"], "random_starts": 2}, with_hops=False)
+    broken = [c for c in doc["candidates"] if c["unphysical"]]
+    assert len(broken) == 1 and broken[0]["group"] == fn.UNPHYSICAL_GROUP
+    assert broken[0]["unphysical"].startswith("N") and "Na" in broken[0]["unphysical"] and "0.30 A" in broken[0]["unphysical"]
+    assert all(broken[0]["id"] not in g["members"] for g in doc["groups"])
+    assert fn.UNPHYSICAL_GROUP not in doc["selected"] and len(doc["selected"]) >= 1
+    assert all(c["unphysical"] is None for c in doc["candidates"] if c is not broken[0])
+
+
+def test_relax_and_static_refuse_overlapping_atoms_before_running(tmp_path):
+    from pymatgen.core import Lattice
+
+    from hetero.engines import get_engine
+    from hetero.engines.base import UnphysicalStructureError
+
+    s = Structure(Lattice.cubic(8.0), ["Li", "O"], [[0, 0, 0], [0, 0, 0.3 / 8]])
+    for engine in (get_engine("gpaw", "fast"), get_engine("vasp")):  # the DFT engines; the funnel checks MLIP results
+        with pytest.raises(UnphysicalStructureError, match=r"static refused: atoms Li0-O1 0.30 A \(0.15 x"):
+            engine.static(s, tmp_path / engine.name)
+        with pytest.raises(UnphysicalStructureError, match="relax refused"):
+            engine.relax(s, tmp_path / engine.name)
+        assert not (tmp_path / engine.name).exists() or not any((tmp_path / engine.name).rglob("task.json"))

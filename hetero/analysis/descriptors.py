@@ -215,3 +215,40 @@ def host_max_shift(host: Structure, with_ions: Structure, n_ions: int) -> float 
     d = with_ions.frac_coords[:n] - host.frac_coords
     d -= np.round(d)
     return float(np.linalg.norm(with_ions.lattice.get_cartesian_coords(d), axis=1).max())
+
+
+# two atoms closer than this fraction of their covalent radii's sum are not a physical structure: real bonds sit
+# at ~0.7 (V=O vanadyl, 1.58 A) to ~1.0 of the sum; a broken MLIP relaxation put Li 0.41 A from O (ratio 0.21)
+UNPHYSICAL_CONTACT_RATIO = 0.5
+
+
+@dataclass
+class Contact:
+    i: int
+    j: int
+    distance_A: float
+    ratio: float  # distance / (r_cov(i) + r_cov(j))
+
+    def describe(self, s: Structure) -> str:
+        return (f"{s[self.i].specie.symbol}{self.i}-{s[self.j].specie.symbol}{self.j} {self.distance_A:.2f} A "
+                f"({self.ratio:.2f} x their covalent radii)")
+
+
+def closest_contact(s: Structure) -> Contact | None:
+    """The atom pair closest relative to its covalent radii (pymatgen's CovalentRadius; periodic images
+    counted); None for a single atom alone in its cell."""
+    from pymatgen.analysis.local_env import CovalentRadius
+
+    if len(s) < 2:
+        return None
+    rad = np.array([CovalentRadius.radius.get(sp.symbol, 1.5) for sp in s.species])
+    d = s.distance_matrix + np.diag(np.full(len(s), np.inf))
+    ratio = d / (rad[:, None] + rad[None, :])
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    return Contact(int(min(i, j)), int(max(i, j)), float(d[i, j]), float(ratio[i, j]))
+
+
+def unphysical_contact(s: Structure) -> str | None:
+    """A description of the closest pair when two atoms overlap (UNPHYSICAL_CONTACT_RATIO), else None."""
+    c = closest_contact(s)
+    return c.describe(s) if c is not None and c.ratio < UNPHYSICAL_CONTACT_RATIO else None

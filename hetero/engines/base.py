@@ -33,6 +33,7 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Structure
 
+from hetero.analysis.descriptors import unphysical_contact
 from hetero.engines.settings import ModelFacts, Resolved, merge_settings, resolve
 from hetero.io.reuse import adopt_finished_task
 from hetero.schemas import CalcResult, ElectronicOutputs, NebResult, Provenance, plain_structure_dict, settings_hash
@@ -63,6 +64,10 @@ OUTPUT_CAPABILITY = {
 
 class EngineCapabilityError(ValueError):
     """A flow asked an engine for something it cannot give (raised when the flow is built)."""
+
+
+class UnphysicalStructureError(ValueError):
+    """Two atoms of a relaxation's or static's input overlap: refused before anything runs."""
 
 
 class EngineRunError(RuntimeError):
@@ -195,6 +200,8 @@ class Engine(ABC, MSONable):
 
     name: ClassVar[str] = "engine"
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # a relaxation or static whose input has overlapping atoms is refused (hetero.analysis.descriptors)
+    refuses_overlapping_atoms: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.neutral, self.sources, self.native = merge_settings(self.config_name, self.preset_file(), self.overrides)
@@ -365,6 +372,13 @@ class Engine(ABC, MSONable):
                     result["cached"] = True
                     return folder, result
                 done.unlink()
+        if task["kind"] in ("relax", "static") and self.refuses_overlapping_atoms:
+            # a broken relaxation upstream (an MLIP put Li 0.09 A from O) would cost a DFT run on garbage
+            bad = unphysical_contact(structure)
+            if bad:
+                raise UnphysicalStructureError(
+                    f"{task['kind']} refused: atoms {bad} overlap, so the structure is not physical (a broken "
+                    f"relaxation upstream, or a model to rebuild); nothing was run in {folder}")
         self.before_run(task, structure)
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write_json(folder / "task.json", task)

@@ -86,6 +86,9 @@ class MlipEngine(Engine):
     model: str = "chgnet"
 
     name: ClassVar[str] = "mlip"
+    # the funnel's random starts may sit on an atom and cost seconds here; its results are checked instead
+    # (an overlapping relaxed pair is kept out of DFT, hetero.flows.funnel)
+    refuses_overlapping_atoms: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.ENERGY_FORCES, Capability.RELAX, Capability.CELL_RELAX, Capability.NEB})
 

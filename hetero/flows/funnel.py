@@ -19,6 +19,7 @@ import numpy as np
 from jobflow import Flow, Response, job
 from pymatgen.core import Structure
 
+from hetero.analysis.descriptors import unphysical_contact
 from hetero.builders.candidates import (
     classify_final_positions,
     ion_candidates,
@@ -57,6 +58,7 @@ DFT_RELAX = ("all", "ion")
 
 
 REPRESENTATIVE_TIE_eV = 1e-3
+UNPHYSICAL_GROUP = "unphysical"  # the group label of candidates whose relaxation overlapped atoms (never selected)
 
 
 def cap_selection(selected: list[str], always: list[str], cap: int) -> list[str]:
@@ -187,17 +189,26 @@ def mlip_screen_job(
                 id=c["id"], origin=c["origin"], model=label, energy_eV=res.energy_eV, group="",
                 final_ion_cart_A=end.tolist(),
                 moved_A=float(np.linalg.norm(final.lattice.get_cartesian_coords([d[0], d[1], 0.0]))),
-                converged=res.converged, n_steps=res.n_ionic_steps,
+                converged=res.converged, n_steps=res.n_ionic_steps, unphysical=unphysical_contact(final),
             ))
-    finals_xyz = [np.array(r.final_ion_cart_A) for r in records]
+    # an overlapping pair (SevenNet-0 put Li 0.41 A from O, 25 eV below every other minimum of the V2O5/Cu2V2O7
+    # junction) is a broken relaxation, not a minimum: it would win the ranking and send garbage to DFT
+    physical = [r for r in records if r.unphysical is None]
+    for r in records:
+        if r.unphysical is not None:
+            r.group = UNPHYSICAL_GROUP
+    if not physical:
+        raise ValueError(f"{system} + {ion}: every MLIP relaxation ended with overlapping atoms (e.g. "
+                         f"{records[0].unphysical}); check the host and the ion's start positions")
+    finals_xyz = [np.array(r.final_ion_cart_A) for r in physical]
     labels = classify_final_positions(host, finals_xyz, site_objs)
-    labels = merge_flat_basins(host, labels, finals_xyz, [r.energy_eV for r in records], [r.model for r in records],
+    labels = merge_flat_basins(host, labels, finals_xyz, [r.energy_eV for r in physical], [r.model for r in physical],
                                site_objs)
-    for r, g in zip(records, labels):
+    for r, g in zip(physical, labels):
         r.group = g
     groups: dict[str, FunnelGroup] = {}
     first = f"mlip:{cfg['models'][0]}"
-    for r in records:
+    for r in physical:
         g = groups.get(r.group)
         if g is None:
             g = groups[r.group] = FunnelGroup(label=r.group, members=[], e_min_eV={}, structure={})

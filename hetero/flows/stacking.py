@@ -22,6 +22,7 @@ from jobflow import Flow, Response, job
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
+from hetero.analysis.descriptors import unphysical_contact
 from hetero.builders.candidates import select_for_dft
 from hetero.builders.interfaces import fragment_gap, registry_cell, stacking_candidates
 from hetero.engines.base import Engine
@@ -100,6 +101,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
     t0 = time.time()
     energies: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
     gaps: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
+    broken: dict[str, str] = {}
     finals: dict[str, Structure] = {}
     n_reused = 0
     progress = _Progress(len(starts) * len(cfg["models"]), f"stacking screen {system}")
@@ -114,13 +116,19 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
             final = Structure.from_dict(res.structure)
             energies[c["id"]][eng.label] = float(res.energy_eV)
             gaps[c["id"]][eng.label] = fragment_gap(final, fragments)
+            bad = unphysical_contact(final)
+            if bad and c["id"] not in broken:
+                broken[c["id"]] = f"{eng.label}: {bad}"
             if model == cfg["models"][0]:
                 props = {k: list(v) for k, v in c["structure"].site_properties.items()} or None
                 finals[c["id"]] = Structure(final.lattice, final.species, final.frac_coords, site_properties=props)
     first = labels[0]
     cands = [StackingCandidate(id=c["id"], shift_frac=c["shift_frac"], distance_A=c["distance_A"],
-                               energy_eV=energies[c["id"]], final_gap_A=gaps[c["id"]]) for c in starts]
-    grouped = _group(cands, finals, first)
+                               energy_eV=energies[c["id"]], final_gap_A=gaps[c["id"]], unphysical=broken.get(c["id"]))
+             for c in starts]
+    if len(broken) == len(cands):
+        raise ValueError(f"{system}: every stacking relaxation ended with overlapping atoms (e.g. {cands[0].unphysical})")
+    grouped = _group([c for c in cands if c.unphysical is None], finals, first)
     by_id = {c.id: c for c in cands}
     groups = []
     for label, members in grouped.items():

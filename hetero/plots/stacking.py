@@ -12,9 +12,10 @@ MARKERS = {"mlip:chgnet": "o", "mlip:sevennet": "s"}
 def plot_stacking(doc: dict, checks: list[dict]):
     """Energy above the chosen host against the relaxed interlayer gap, per MLIP; the engine's checks of the other
     selected stackings beside them (their own energy difference to the host static)."""
-    cands = doc.get("candidates") or []
+    every = doc.get("candidates") or []
+    cands = [c for c in every if not c.get("unphysical")]  # broken relaxations (overlapping atoms) are in no group
     if not cands:
-        raise Skip("the stacking screen holds no candidates")
+        raise Skip("the stacking screen holds no candidates with a physical relaxation")
     groups = {g["label"]: g for g in doc.get("groups", [])}
     chosen = groups[doc["chosen"]]
     fig = new_figure(4.8, 3.4)
@@ -43,7 +44,8 @@ def plot_stacking(doc: dict, checks: list[dict]):
     ax.axhline(doc["window_eV"], color="#f2c80f", lw=0.8, ls="--")
     ax.set_xlabel("interlayer gap after relaxation (A)")
     ax.set_ylabel("E - E(chosen host) (eV)")
-    ax.set_title(f"{doc['system']}: {len(cands)} stackings -> {len(groups)} minima -> host {doc['chosen']}",
+    broken = f" ({len(every) - len(cands)} broken relaxations left out)" if len(every) > len(cands) else ""
+    ax.set_title(f"{doc['system']}: {len(every)} stackings{broken} -> {len(groups)} minima -> host {doc['chosen']}",
                  fontsize=8)
     ax.legend(frameon=False, fontsize=7, loc="best")
     return fig, values
