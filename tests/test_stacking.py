@@ -89,6 +89,9 @@ def test_registry_cell_is_the_lattice_both_fragments_generate():
     assert abs(np.linalg.det(cell)) == pytest.approx(1 / 6, abs=1e-6)
     with pytest.raises(ValueError, match="funnel.stacking.registries 'primitive'"):
         check_stacking({"registries": "primitive"})
+    with pytest.raises(ValueError, match=r"funnel.stacking.models \['mace'\]: use one or both of chgnet"):
+        check_stacking({"models": ["mace"]})
+    assert check_stacking({"models": ["mlip:chgnet"]})["models"] == ["chgnet"] and "models" not in check_stacking({})
 
 
 @pytest.mark.mlip

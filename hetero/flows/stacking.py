@@ -37,7 +37,7 @@ from hetero.schemas import (
     plain_structure_dict,
 )
 
-STACKING_KEYS = {"grid", "distances_A", "max_dft", "registries"}
+STACKING_KEYS = {"grid", "distances_A", "max_dft", "registries", "models"}
 # "interface": shifts span the cell of distinct registries (hetero.builders.interfaces.registry_cell); "cell": the
 # model cell itself, as before it existed (a supercell then repeats registries)
 REGISTRY_DOMAINS = ("interface", "cell")
@@ -53,6 +53,15 @@ def check_stacking(settings: dict[str, Any] | None) -> dict[str, Any]:
     if bad:
         raise ValueError(f"unknown funnel.stacking keys {sorted(bad)}; valid: {', '.join(sorted(STACKING_KEYS))}")
     out = {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3, "registries": "interface", **settings}
+    models = out.get("models")
+    if models is not None:
+        from hetero.engines.mlip import MODELS
+
+        names = [m.split(":")[-1] for m in models] if isinstance(models, list) else []
+        if not names or any(m not in MODELS for m in names):
+            raise ValueError(f"funnel.stacking.models {models!r}: use one or both of {', '.join(MODELS)} (default: "
+                             "the funnel's models)")
+        out["models"] = names
     if out["registries"] not in REGISTRY_DOMAINS:
         raise ValueError(f"funnel.stacking.registries {out['registries']!r}: give 'interface' (shifts over the cell of "
                          "distinct registries, the default) or 'cell' (over the model cell)")
@@ -98,15 +107,16 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
                                                                     "Waals distance, D3 on every candidate"})
     domain = registry_cell(stack, fragments) if st["registries"] == "interface" else np.eye(2)
     starts = stacking_candidates(stack, fragments, st["grid"], st["distances_A"], domain)
+    models = st.get("models") or cfg["models"]  # a stack relaxes slowly: the stacking stage may use fewer MLIPs
     t0 = time.time()
     energies: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
     gaps: dict[str, dict[str, float]] = {c["id"]: {} for c in starts}
     broken: dict[str, str] = {}
     finals: dict[str, Structure] = {}
     n_reused = 0
-    progress = _Progress(len(starts) * len(cfg["models"]), f"stacking screen {system}")
+    progress = _Progress(len(starts) * len(models), f"stacking screen {system}")
     labels = []
-    for model in cfg["models"]:
+    for model in models:
         eng = get_engine(f"mlip:{model}", cfg["mlip_preset"])
         labels.append(eng.label)
         folders = [_base_dir(run_root, system, f"stacking-{model}-{c['id']}") for c in starts]
@@ -119,7 +129,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
             bad = unphysical_contact(final)
             if bad and c["id"] not in broken:
                 broken[c["id"]] = f"{eng.label}: {bad}"
-            if model == cfg["models"][0]:
+            if model == models[0]:
                 props = {k: list(v) for k, v in c["structure"].site_properties.items()} or None
                 finals[c["id"]] = Structure(final.lattice, final.species, final.frac_coords, site_properties=props)
     first = labels[0]
@@ -149,7 +159,7 @@ def screen_stackings(stack: Structure, fragments: dict[str, list[int]], system: 
         system=system, models=labels, window_eV=cfg["window_eV"], selection_rule=rule, candidates=cands,
         groups=sorted(groups, key=lambda g: g.e_min_eV[first]), selected=selected, chosen=chosen,
         builder_gap_A=fragment_gap(stack, fragments), registry_cell_frac=domain.round(6).tolist(), wall_s=time.time() - t0, n_reused=n_reused,
-        provenance=Provenance(engine=first, settings={**st, "models": cfg["models"], "window_eV": cfg["window_eV"],
+        provenance=Provenance(engine=first, settings={**st, "models": models, "window_eV": cfg["window_eV"],
                                                       "mlip_preset": cfg["mlip_preset"]}),
     )
     return doc, finals[chosen]
