@@ -68,7 +68,8 @@ def test_new_campaign_scaffolds_the_best_ranked_model(tmp_path):
     assert f"{best.n_atoms} atoms" in camp.notes and camp.ion == "Li" and camp.placement == "both"
     assert camp.model.tolerances == {"max_length_tol": 0.05, "max_angle_tol": 0.02} and best.n_atoms <= 60
     assert camp.funnel["models"] == ["chgnet", "sevennet"] and camp.funnel["window_eV"] == 0.3  # funnel by default
-    assert camp.funnel["stacking"] == {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3}  # stacking too
+    assert camp.funnel["stacking"] == {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3,
+                                       "registries": "interface"}  # stacking too, over the distinct registries
     camp.funnel["stacking"] = {"grid": 1, "distances_A": [3.2], "max_dft": 3}  # one candidate: this test's time
     flow, models = make_flow(camp, "fast", tmp_path)
     assert models["host"]["n_atoms"] == best.n_atoms
