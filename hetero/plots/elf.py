@@ -88,7 +88,9 @@ def jobs(ctx: FigureContext):
 
 def _change_jobs(ctx: FigureContext):
     docs = ctx.run.of("elf_change")
-    if not docs and any(len(d.get("fragments") or {}) == 2 and d.get("label") == "host" for d in ctx.run.of("cdd")):
+    interface = any(len(d.get("fragments") or {}) == 2 and d.get("label") == "host" for d in ctx.run.of("cdd"))
+    has_elf = any((c.get("files") or {}).get("elf") for c in ctx.run.of("calc"))
+    if not docs and interface and has_elf:
         yield missing("elf_change", "elf_change", "no ELF before/after of the interface (the `elf` step on an engine "
                                                   "that writes the kinetic-energy density: GPAW)")
     for d in docs:
