@@ -80,21 +80,25 @@ def group_representative(records: list[FunnelCandidate], group: str, first_model
     return model, rep.id
 
 
-def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
-    """Defaults and checks of a campaign's funnel block (errors name the key and the fix)."""
+def mlip_model_names(models: Any, key: str, hint: str = "") -> list[str]:
+    """["chgnet", ...] from a campaign's model list ("mlip:" prefixes allowed); an error names `key` otherwise."""
     from hetero.engines.mlip import MODELS
 
+    names = [m.split(":")[-1] for m in models] if isinstance(models, list) else []
+    if not names or any(m not in MODELS for m in names):
+        raise ValueError(f"{key} {models!r}: use one or both of {', '.join(MODELS)}{hint}")
+    return names
+
+
+def check_funnel(settings: dict[str, Any]) -> dict[str, Any]:
+    """Defaults and checks of a campaign's funnel block (errors name the key and the fix)."""
     bad = set(settings) - FUNNEL_KEYS
     if bad:
         raise ValueError(f"unknown funnel keys {sorted(bad)}; valid: {', '.join(sorted(FUNNEL_KEYS))}")
     out = {"models": ["chgnet"], "window_eV": 0.3, "random_starts": 8, "seed": 0, "always": [],
            "max_dft_sites": 6, "mlip_preset": "fast", "dft_start": "mlip", "mlip_relax": "auto", "dft_relax": "all",
            **settings}
-    models = [m.split(":")[-1] for m in out["models"]]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"funnel.models {out['models']}: use one or both of {', '.join(MODELS)}")
-    out["models"] = models
+    out["models"] = mlip_model_names(out["models"], "funnel.models")
     if not (isinstance(out["window_eV"], (int, float)) and 0 <= out["window_eV"] <= 5):
         raise ValueError(f"funnel.window_eV {out['window_eV']!r}: give an energy window in eV between 0 and 5 (default 0.3)")
     if not (isinstance(out["random_starts"], int) and 0 <= out["random_starts"] <= 500):

@@ -53,15 +53,10 @@ def check_stacking(settings: dict[str, Any] | None) -> dict[str, Any]:
     if bad:
         raise ValueError(f"unknown funnel.stacking keys {sorted(bad)}; valid: {', '.join(sorted(STACKING_KEYS))}")
     out = {"grid": 3, "distances_A": [2.0, 2.7, 3.4], "max_dft": 3, "registries": "interface", **settings}
-    models = out.get("models")
-    if models is not None:
-        from hetero.engines.mlip import MODELS
+    if out.get("models") is not None:
+        from hetero.flows.funnel import mlip_model_names
 
-        names = [m.split(":")[-1] for m in models] if isinstance(models, list) else []
-        if not names or any(m not in MODELS for m in names):
-            raise ValueError(f"funnel.stacking.models {models!r}: use one or both of {', '.join(MODELS)} (default: "
-                             "the funnel's models)")
-        out["models"] = names
+        out["models"] = mlip_model_names(out["models"], "funnel.stacking.models", " (default: the funnel's models)")
     if out["registries"] not in REGISTRY_DOMAINS:
         raise ValueError(f"funnel.stacking.registries {out['registries']!r}: give 'interface' (shifts over the cell of "
                          "distinct registries, the default) or 'cell' (over the model cell)")
