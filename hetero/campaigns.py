@@ -56,6 +56,10 @@ class ModelSpec(BaseModel, extra="forbid"):
     # an adsorbed ion is too short for a flat potential (work function, dipole correction)
     extra_vacuum_A: float = 4.0
     rank: int = 0  # which candidate of the ranked list (0 = least strain, then fewest atoms)
+    # a run or exported example of this same model whose ion-free host checks found a host below the builder's:
+    # the campaign starts from the lowest one found (same atoms and cell, the builder's fixed atoms), so its sites
+    # and migration paths sit on one host state (the strained V2O5 layer: 6.6 eV below its symmetric start)
+    host_from: str | None = None
     tolerances: dict[str, float] = Field(default_factory=dict)  # max_length_tol, max_angle_tol, ...
 
 
@@ -139,6 +143,7 @@ def load_campaign(path: str | Path) -> Campaign:
         raise CampaignError(f"{path}: unknown steps {bad}; valid steps: {', '.join(ALL_STEPS)}")
     _check_campaign_values(camp, path)
     _materials_beside_campaign(camp, path.parent)
+    _host_from_path(camp, path)
     if camp.funnel is not None:
         from hetero.flows.funnel import check_funnel
 
@@ -213,6 +218,52 @@ def _materials_beside_campaign(camp: Campaign, base: Path) -> None:
         m.slab["material"] = beside(m.slab["material"])
 
 
+def _host_from_path(camp: Campaign, path: Path) -> None:
+    """model.host_from, from the current folder or beside the campaign file (or its parent: workflows/ sits in the
+    project), made absolute so a run started elsewhere finds it."""
+    src = camp.model.host_from
+    if src is None:
+        return
+    for base in (Path.cwd(), path.parent, path.parent.parent):
+        if (base / src).is_dir():
+            camp.model.host_from = str((base / src).resolve())
+            return
+    raise CampaignError(f"{path}: model.host_from = {src!r} is not a folder (looked in the current folder and beside "
+                        "the campaign file); give a run folder or an exported example, e.g. examples/v2o5_li_mlgeom")
+
+
+def lowest_host_found(source: str | Path, slab, system: str):
+    """The lowest ion-free host that a run of `system` found below its bare host (its host checks), as `slab`
+    with those positions (fixed-atom flags kept); with the note that says where it came from."""
+    from pymatgen.core import Structure
+
+    from hetero.io.store import load_run
+
+    checks = [c for c in load_run(source).docs.get("host_check", []) if c.get("system") == system]
+    lower = [c for c in checks if c["delta_eV"] < 0]
+    if not lower:
+        listed = ", ".join(f"{c['site']} {c['delta_eV']:+.3f} eV" for c in checks)
+        found = (f"its host checks ({listed}) are all "
+                 "above the bare host" if checks else f"it has no ion-free host check of {system}")
+        raise CampaignError(f"model.host_from: {source}: {found}, so the builder's host is already the lowest "
+                            "found; remove model.host_from")
+    best = min(lower, key=lambda c: c["delta_eV"])
+    found = Structure.from_dict(best["structure"])
+    if ([sp.symbol for sp in found.species] != [sp.symbol for sp in slab.species]
+            or not np.allclose(found.lattice.matrix, slab.lattice.matrix, atol=1e-3)):
+        raise CampaignError(f"model.host_from: {source}: its host of {system} does not match this campaign's model "
+                            "atom for atom and cell for cell (different size or vacuum); use the same model keys "
+                            "as that run")
+    host = slab.copy()
+    for i, site in enumerate(found):
+        host.replace(i, host[i].species, site.frac_coords, properties=host[i].properties)
+    prov = best["provenance"]
+    level = "//".join(x for x in (prov.get("engine"), prov.get("geometry_engine")) if x)
+    note = (f" Host: the ion-free host relaxed from {best['ion']}@{best['site']} in {source} "
+            f"({best['delta_eV']:+.3f} eV vs the builder's host there, {level}), not the builder's positions.")
+    return host, note
+
+
 def build_host(camp: Campaign, size: str):
     from hetero.builders.presets import get_preset
 
@@ -262,6 +313,10 @@ def build_host(camp: Campaign, size: str):
     if camp.model.extra_vacuum_A > 0:
         slab = add_vacuum_for_ion(slab, camp.model.extra_vacuum_A)
         record.notes += f" Vacuum extended by {camp.model.extra_vacuum_A} A, slab + ion room centred (c = {slab.lattice.c:.2f} A)."
+    if camp.model.host_from:
+        slab, note = lowest_host_found(camp.model.host_from, slab, record.system)
+        record = record.model_copy(update={"system": f"{record.system}-lowest-host", "notes": record.notes + note,
+                                           "structure": slab.as_dict()})
     return slab, record
 
 

@@ -310,6 +310,9 @@ class NebDoc(BaseModel):
     # energies are single points on the MLIP's CI-NEB band), and that engine's own barrier on the same band
     band_engine: str = ""
     band_barrier_eV: float | None = None
+    # largest host-atom move between the two endpoints: above HOST_REARRANGED_A they sit on different host states
+    # and the band measures a host change, not the ion's hop; None in older stores
+    host_change_A: float | None = None
     provenance: Provenance
 
 

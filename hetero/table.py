@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pymatgen.core import Structure
 
 from hetero.analysis.descriptors import (
     DEFAULT_ATTEMPT_FREQUENCY_HZ,
     DEFAULT_TEMPERATURE_K,
     adsorption_energy,
     diffusion_coefficient,
+    endpoint_host_change,
     interface_energy,
     interface_energy_from_total,
     ion_charge,
@@ -80,6 +82,27 @@ def _num(x: Any) -> float | None:
 
 
 # ----------------------------------------------------------------------------------- build
+
+
+def _path_status(status: str, converged: bool, host_change_A: float | None) -> str:
+    flags = [] if status == "ok" else [status]
+    if not converged:
+        flags.append("neb unconverged")
+    if (host_change_A or 0.0) > HOST_REARRANGED_A:
+        flags.append(f"ends on different host states (a host atom moved {host_change_A:.1f} A): not a migration "
+                     "barrier")
+    return ";".join(flags) or "ok"
+
+
+def _endpoint_host_change(neb: dict, g: dict) -> float | None:
+    """A NEB stored before NebDoc.host_change_A existed: the host change between its endpoints' adsorption results."""
+    a, _, b = (neb.get("path") or "").partition("->")
+    ends = {d.get("site"): d for d, _ in g.get("adsorption", []) if d.get("ion") == neb.get("ion")
+            and int(d.get("n_ions", 1) or 1) == 1}
+    if a not in ends or b not in ends:
+        return None
+    s0, s1 = (Structure.from_dict(ends[x]["structure"]) for x in (a, b))
+    return endpoint_host_change(s0, s1, len(s0) - 1)
 
 
 def _host_formula(ads: dict) -> str | None:
@@ -292,9 +315,10 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
         for neb, job in g.get("neb", []):
             barrier, hop = _num(neb.get("barrier_eV")), _num(neb.get("hop_length_A"))
             d = diffusion_coefficient(barrier, hop, nu_Hz, temperature_K) if None not in (barrier, hop) else None
-            st = base["status"]
-            if not neb.get("converged", True):
-                st = "neb unconverged" if st == "ok" else st + ";neb unconverged"
+            host_change = _num(neb.get("host_change_A"))
+            if host_change is None:
+                host_change = _endpoint_host_change(neb, g)
+            st = _path_status(base["status"], neb.get("converged", True), host_change)
             rows.append(dict(base, row_kind="path", ion=neb.get("ion"), path=neb.get("path"), barrier_eV=barrier,
                              hop_length_A=hop, diffusion_coefficient_cm2_s=d, nu_Hz=nu_Hz,
                              temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),
@@ -302,6 +326,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                              engine=(f"{_prov(neb).get('engine')}//{neb['band_engine']}" if neb.get("band_engine")
                                      else _engine_label(_prov(neb)) or base.get("engine")),
                              neb_method=neb.get("method") or None, band_barrier_eV=_num(neb.get("band_barrier_eV")),
+                             host_change_A=host_change,
                              run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
             n_ion_rows += 1
         n_ion_rows += _funnel_rows(rows, base, g)
@@ -340,9 +365,11 @@ def _funnel_rows(rows: list[dict], base: dict, g: dict) -> int:
                                  job_uuid=job.uuid, settings_hash=None, status="ok"))
                 n += 1
         for hop in doc.get("hops", []):
+            ends = [Structure.from_dict(hop["images"][i]) for i in (0, -1)] if hop.get("images") else None
+            host_change = endpoint_host_change(*ends, len(ends[0]) - 1) if ends else None
             rows.append(dict(base, row_kind="path", ion=doc.get("ion"), path=hop["path"], engine=hop["model"],
                              barrier_eV=_num(hop["barrier_eV"]), job_uuid=job.uuid, settings_hash=None,
-                             status="ok" if hop.get("converged") else "neb unconverged"))
+                             host_change_A=host_change, status=_path_status("ok", hop.get("converged"), host_change)))
             n += 1
     for doc, job in g.get("funnel_agreement", []):
         rows.append(dict(base, row_kind="funnel", ion=doc.get("ion"), engine=doc.get("model"),

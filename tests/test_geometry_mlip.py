@@ -87,6 +87,7 @@ def test_mlip_geometries_gpaw_energies(tmp_path):
     assert len(neb["energies_eV"]) == 3 and neb["energies_eV"][0] == 0.0
     assert np.isclose(neb["energies_eV"][1], image["energy_eV"] - ads[a]["e_total_eV"])
     assert np.isclose(neb["barrier_eV"], max(neb["energies_eV"])) and neb["band_barrier_eV"] is not None
+    assert neb["host_change_A"] < 1.0  # both ends on one host state: the band is the ion's hop
     # the image sits between the endpoints: the ion part-way along the hop
     ion = np.asarray(neb["image_ion_positions_A"])
     assert 0.1 < np.linalg.norm(ion[1] - ion[0]) < neb["hop_length_A"]

@@ -217,6 +217,16 @@ def host_max_shift(host: Structure, with_ions: Structure, n_ions: int) -> float 
     return float(np.linalg.norm(with_ions.lattice.get_cartesian_coords(d), axis=1).max())
 
 
+def endpoint_host_change(start: Structure, end: Structure, ion_index: int) -> float | None:
+    """Largest move of a host atom (every atom but the moving ion) between two endpoints of a hop: near zero when
+    both sit on one host state, so that their energy difference is the ion's alone."""
+    host = start.copy()
+    host.remove_sites([ion_index])
+    moved = end.copy()
+    moved.remove_sites([ion_index])
+    return host_max_shift(host, moved, 0)
+
+
 # two atoms closer than this fraction of their covalent radii's sum are not a physical structure: real bonds sit
 # at ~0.7 (V=O vanadyl, 1.58 A) to ~1.0 of the sum; a broken MLIP relaxation put Li 0.41 A from O (ratio 0.21)
 UNPHYSICAL_CONTACT_RATIO = 0.5

@@ -15,6 +15,7 @@ import numpy as np
 from jobflow import Flow, Maker, Response, job
 from pymatgen.core import Lattice, Structure
 
+from hetero.analysis.descriptors import endpoint_host_change
 from hetero.engines.base import Capability, Engine
 from hetero.engines.settings import ModelFacts
 from hetero.flows.jobs import (
@@ -335,6 +336,37 @@ def cdd_of_best_site(statics: dict[str, dict], engine: Engine, run_root: str):
     return Response(addition=Flow([cdd]), output={"site": best})
 
 
+def neb_endpoints(ads_docs: list[dict]) -> tuple[dict, dict | None, str]:
+    """The hop a CI-NEB measures: from the most stable site to the nearest other minimum (ion > 0.5 A away) whose
+    host is the same state (no host atom moved > HOST_REARRANGED_A between the two). Endpoints on different host
+    states give a band through the host's own change, not a migration barrier (the strained V2O5 layer: ends 2.7 eV
+    apart). Returns (best, end, "") or (best, None, why no hop was chosen)."""
+    docs = sorted((d for d in ads_docs if d), key=lambda d: d["e_total_eV"])
+    best = docs[0]
+    s0 = Structure.from_dict(best["structure"])
+    ion_index = len(s0) - 1
+    apart, host_change = {}, {}
+    for d in docs[1:]:
+        s1 = Structure.from_dict(d["structure"])
+        step = s1.frac_coords[ion_index] - s0.frac_coords[ion_index]
+        step -= np.round(step)
+        apart[d["site"]] = float(np.linalg.norm(s0.lattice.get_cartesian_coords(step)))
+        host_change[d["site"]] = endpoint_host_change(s0, s1, ion_index)
+    others = [d for d in docs[1:] if apart[d["site"]] > 0.5]  # a site that relaxed onto best is no path
+    if not others:
+        listed = ", ".join(d["site"] for d in docs[1:]) or "no other site"
+        return best, None, (f"neb: every other site ({listed}) relaxed onto {best['site']} (ion within 0.5 A): one "
+                            "minimum, no path between two; add sites to get one")
+    same_host = [d for d in others if (host_change[d["site"]] or 0.0) <= HOST_REARRANGED_A]
+    if not same_host:
+        listed = ", ".join(f"{d['site']} {host_change[d['site']]:.1f} A" for d in others)
+        return best, None, (f"neb: no other minimum shares {best['site']}'s host state (largest host-atom move between "
+                            f"the ends: {listed}; > {HOST_REARRANGED_A} A), so a band would measure the host's change, "
+                            "not the ion's hop; start from the lowest host found (model.host_from) to get sites on "
+                            "one host")
+    return best, min(same_host, key=lambda d: apart[d["site"]]), ""
+
+
 @job
 def neb_from_best_site(
     ads_docs: list[dict], engine: Engine, facts: dict, fixed: list[int], system: str, ion: str, run_root: str,
@@ -342,23 +374,10 @@ def neb_from_best_site(
 ):
     """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind. With a `band_engine`
     (the MLIP of a DFT//MLIP run) the band is optimised there and `engine` gives its moving images single points."""
-    docs = sorted(ads_docs, key=lambda d: d["e_total_eV"])
-    best = docs[0]
-    s0 = Structure.from_dict(best["structure"])
-    ion_index = len(s0) - 1
-
-    def ion_distance(doc: dict) -> float:
-        s1 = Structure.from_dict(doc["structure"])
-        d = s1.frac_coords[ion_index] - s0.frac_coords[ion_index]
-        d -= np.round(d)
-        return float(np.linalg.norm(s0.lattice.get_cartesian_coords(d)))
-
-    candidates = [d for d in docs[1:] if ion_distance(d) > 0.5]  # a site that relaxed onto best is no path
-    if not candidates:  # said after the run (`hetero run` prints every NOT_RUN_KEY of the store)
-        others = ", ".join(d["site"] for d in docs[1:]) or "no other site"
-        return {"path": None, NOT_RUN_KEY: f"neb: every other site ({others}) relaxed onto {best['site']} (ion within "
-                                           "0.5 A): one minimum, no path between two; add sites to get one"}
-    end = min(candidates, key=ion_distance)
+    best, end, why_not = neb_endpoints(ads_docs)
+    if end is None:  # said after the run (`hetero run` prints every NOT_RUN_KEY of the store)
+        return {"path": None, NOT_RUN_KEY: why_not}
+    ion_index = len(best["structure"]["sites"]) - 1
     band = None
     for path, images in (bands or {}).items():  # an MLIP band for this hop: the DFT CI-NEB starts from it
         a, b = path.split("->")

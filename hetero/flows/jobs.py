@@ -22,6 +22,7 @@ from hetero.analysis.bader import bader_analysis
 from hetero.analysis.cdd import cdd_analysis, write_volumetric
 from hetero.analysis.descriptors import (
     adsorption_energy,
+    endpoint_host_change,
     host_max_shift,
     ion_charge,
     ocv_profile,
@@ -472,7 +473,7 @@ class NebMaker(Maker):
             endpoint_energies_eV=[start["e_total_eV"], end["e_total_eV"]],
             climbing=result.climbing, method=result.method, converged=result.converged,
             images_in_parallel=result.images_in_parallel, image_ion_positions_A=ion_path,
-            provenance=result.provenance,
+            host_change_A=endpoint_host_change(s0, s1, ion_index), provenance=result.provenance,
         )
 
 
@@ -535,5 +536,6 @@ def band_single_points_job(band: dict, image_statics: list[dict], start: dict, e
         method=(f"{prov.engine} single points on the {band['engine']} band ({band['method']}); the band was not "
                 f"re-optimised on {prov.engine}: the barrier is its highest image, not a {prov.engine} saddle"),
         converged=bool(band["converged"]), image_ion_positions_A=ion_path,
-        band_engine=band["engine"], band_barrier_eV=band["barrier_eV"], provenance=prov,
+        band_engine=band["engine"], band_barrier_eV=band["barrier_eV"],
+        host_change_A=endpoint_host_change(s0, s1, ion_index), provenance=prov,
     )
