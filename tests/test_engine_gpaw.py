@@ -214,3 +214,44 @@ def test_a_stalled_first_scf_goes_to_the_safe_retry_and_a_resume_does_not_repeat
     assert e == pytest.approx(e_plain, abs=1e-3)
     e2, _, _, retried, resumed = gpaw_worker._scf(bulk("Si", "diamond", 5.43), watched, str(tmp_path / "gpaw-static.txt"))
     assert retried and resumed and e2 == pytest.approx(e, abs=1e-6)
+
+
+def test_a_resumed_scf_keeps_its_stall_history(tmp_path):
+    """The stall watch's density errors are saved with each SCF checkpoint and given back on resume, so an SCF killed
+    on its plateau is stopped for the retry after a few more iterations, not after another 1.5 windows. Driven
+    through the real scf_step hook with the V5S8 slab's recorded density errors (its 42 iterations, killed)."""
+    import json
+    from types import SimpleNamespace
+
+    from hetero.engines import gpaw_worker
+    from hetero.engines.gpaw_worker import SCF_STALL_DECADES, SCF_STALL_WINDOW, SCFStalledError, stall_history_file
+
+    v5s8 = json.loads((ROOT / "tests/data/scf_density_traces.json").read_text())["traces"][
+        "v5s8_slab_78_atoms_first_attempt"]
+    watch = (SCF_STALL_WINDOW, SCF_STALL_DECADES)
+    checkpoint = tmp_path / "scf-checkpoint.gpw"
+
+    class Calc:  # GPAW's hook interface: hooks["scf_step"](ctx) each iteration; write() for the checkpoint
+        hooks: dict = {}
+
+        def write(self, path, mode):
+            Path(path).write_text("state")
+
+    def iterations_until_stopped(history, errors, checkpoint):
+        calc = Calc()
+        gpaw_worker._scf_step_hooks(calc, checkpoint, 10, watch, history)
+        for n, e in enumerate(errors, start=1):
+            try:
+                calc.hooks["scf_step"](SimpleNamespace(niter=n, dens=SimpleNamespace(error=10.0 ** e), log=None))
+            except SCFStalledError:
+                return n
+        return None
+
+    assert iterations_until_stopped(None, v5s8[:40], checkpoint) is None  # killed after the checkpoint at 40
+    saved = json.loads(stall_history_file(checkpoint).read_text())
+    assert saved == pytest.approx(v5s8[:40]) and checkpoint.exists()
+    # the resume goes on with the same plateau: with the saved history the watch stops it within one window...
+    resumed = iterations_until_stopped(saved, v5s8[11:] * 3, None)
+    assert resumed is not None and resumed < SCF_STALL_WINDOW
+    # ...without it, only after 1.5 windows of new iterations
+    assert iterations_until_stopped(None, v5s8[11:] * 3, None) >= SCF_STALL_WINDOW * 3 // 2

@@ -157,27 +157,40 @@ def density_error_stalled(log10_errors: list[float], window: int, decades: float
     return min(log10_errors[-window:]) > min(log10_errors[:-window]) - decades
 
 
-def _scf_step_hooks(dft, checkpoint: Path | None, every: int, stall: tuple[int, float] | None) -> None:
+def stall_history_file(checkpoint: Path) -> Path:
+    """The stall watch's density errors so far, saved beside each SCF checkpoint: a resumed SCF is judged on its
+    whole history, not only on the iterations since the kill (the 78-atom V5S8 slab: killed at 42 of its plateau,
+    it would otherwise spend another 60 iterations, ~50 min, before the retry)."""
+    return checkpoint.with_suffix(".errors.json")
+
+
+def _scf_step_hooks(dft, checkpoint: Path | None, every: int, stall: tuple[int, float] | None,
+                    history: list[float] | None = None) -> None:
     """Per-iteration work on GPAW's scf_step hook: the checkpoint every ``every`` iterations, and the stall watch
-    (window, decades), which raises SCFStalledError on every rank at once."""
+    (window, decades; ``history``: the log10 density errors before a resume), which raises SCFStalledError on every
+    rank at once."""
     if not hasattr(dft, "hooks"):  # GPAW's legacy code has no per-iteration hook
         return
     write = checkpoint is not None and every > 0
     if not write and stall is None:
         return
-    errors: list[float] = []
+    errors: list[float] = list(history or [])
+    steps_here = 0
 
     def step(ctx):
+        nonlocal steps_here
+        if stall is not None:
+            if ctx.niter == 1 and steps_here:
+                errors.clear()  # a new SCF (the next geometry of a relaxation)
+            err = broadcast_float(float(ctx.dens.error), world)  # rank 0 decides, so every rank stops together
+            if np.isfinite(err) and err > 0:
+                errors.append(float(np.log10(err)))
+        steps_here += 1
         if write and ctx.niter % every == 0:
             _write_checkpoint_now(dft, checkpoint)
-        if stall is None:
-            return
-        if ctx.niter == 1:
-            errors.clear()  # a new SCF (the next geometry of a relaxation)
-        err = broadcast_float(float(ctx.dens.error), world)  # rank 0 decides, so every rank stops together
-        if np.isfinite(err) and err > 0:
-            errors.append(float(np.log10(err)))
-        if density_error_stalled(errors, *stall):
+            if stall is not None and world.rank == 0:
+                stall_history_file(checkpoint).write_text(json.dumps(errors))
+        if stall is not None and density_error_stalled(errors, *stall):
             msg = (f"hetero: SCF stalled at iteration {ctx.niter}: best log10(density error) "
                    f"{min(errors[-stall[0]:]):.2f} over the last {stall[0]} iterations, "
                    f"{min(errors[:-stall[0]]):.2f} before; stopping for the retry with safe mixing")
@@ -208,7 +221,9 @@ def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
             continue  # the first attempt already failed before the interruption: go on with the retry
         calc, dft, resumed = _checkpointed_gpaw(settings, txt if not safe else txt.replace(".txt", "-retry.txt"),
                                                 safe, gpts, checkpoint)
-        _scf_step_hooks(dft, checkpoint, SCF_CHECKPOINT_EVERY, _stall_watch(settings, safe))
+        saved = stall_history_file(checkpoint)
+        history = json.loads(saved.read_text()) if resumed and saved.exists() else None
+        _scf_step_hooks(dft, checkpoint, SCF_CHECKPOINT_EVERY, _stall_watch(settings, safe), history)
         atoms.calc = calc
         try:
             energy = atoms.get_potential_energy()
@@ -218,6 +233,7 @@ def _scf(atoms: Atoms, settings: dict, txt: str, gpts=None):
             if world.rank == 0:
                 (folder / FIRST_ATTEMPT_FAILED).write_text(f"{type(exc).__name__}: {exc}\n")
                 checkpoint.unlink(missing_ok=True)
+                saved.unlink(missing_ok=True)
             world.barrier()
             continue
         if hasattr(dft, "hooks"):
@@ -405,8 +421,8 @@ def run_task(folder: Path) -> None:
         tmp = folder / "result.json.tmp"
         tmp.write_text(json.dumps(result))
         tmp.replace(folder / "result.json")
-        for p in folder.glob("scf-checkpoint*.gpw"):  # the result is safe: the converged state is not needed
-            p.unlink()
+        for p in [*folder.glob("scf-checkpoint*.gpw"), *folder.glob("scf-checkpoint*.errors.json")]:
+            p.unlink()  # the result is safe: the converged state and its SCF history are not needed
         (folder / FIRST_ATTEMPT_FAILED).unlink(missing_ok=True)
     world.barrier()
 
