@@ -143,3 +143,11 @@ def test_elf_sites_host_keeps_the_elf_on_the_bare_host_only(tmp_path):
     bad.write_text(yaml.safe_dump({**base, "elf_sites": "best"}))
     with pytest.raises(CampaignError, match="elf_sites"):
         load_campaign(bad)
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_campaign_file_loads(path):
+    """A campaign shipped in workflows/ is valid as written: keys, steps, funnel, and files it names
+    (model.host_from) are found from the project folder."""
+    camp = load_campaign(path)
+    assert camp.name and camp.steps
