@@ -105,6 +105,7 @@ class Campaign(BaseModel, extra="forbid"):
 
 NEB_KEYS = {"images", "steps", "fmax_eV_A", "spring", "climb"}
 REFERENCES = ("bulk", "atom")
+LOWEST_HOST_SUFFIX = "-lowest-host"  # the system name of a campaign started from a run's lowest host (host_from)
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # campaign and preset names become folder names
 
 
@@ -239,7 +240,9 @@ def lowest_host_found(source: str | Path, slab, system: str):
 
     from hetero.io.store import load_run
 
-    checks = [c for c in load_run(source).docs.get("host_check", []) if c.get("system") == system]
+    # a run that itself started from a lowest host (host_from) names its system with the suffix: restarts chain
+    names = {system, f"{system}{LOWEST_HOST_SUFFIX}"}
+    checks = [c for c in load_run(source).docs.get("host_check", []) if c.get("system") in names]
     lower = [c for c in checks if c["delta_eV"] < 0]
     if not lower:
         listed = ", ".join(f"{c['site']} {c['delta_eV']:+.3f} eV" for c in checks)
@@ -315,7 +318,7 @@ def build_host(camp: Campaign, size: str):
         record.notes += f" Vacuum extended by {camp.model.extra_vacuum_A} A, slab + ion room centred (c = {slab.lattice.c:.2f} A)."
     if camp.model.host_from:
         slab, note = lowest_host_found(camp.model.host_from, slab, record.system)
-        record = record.model_copy(update={"system": f"{record.system}-lowest-host", "notes": record.notes + note,
+        record = record.model_copy(update={"system": f"{record.system}{LOWEST_HOST_SUFFIX}", "notes": record.notes + note,
                                            "structure": slab.as_dict()})
     return slab, record
 

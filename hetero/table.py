@@ -94,6 +94,20 @@ def _path_status(status: str, converged: bool, host_change_A: float | None) -> s
     return ";".join(flags) or "ok"
 
 
+def _ends_on_bare_host(neb: dict, g: dict, checks: dict) -> bool:
+    """Both ends of a hop on the bare host's state, each by its own move or its ion-free host check (the rule of
+    hetero.flows.adsorption.neb_endpoints)."""
+    ends = {d.get("site"): d for d, _ in g.get("adsorption", []) if d.get("ion") == neb.get("ion")}
+    sites = (neb.get("path") or "").split("->")
+
+    def on_bare(site: str) -> bool:
+        d, check = ends.get(site), checks.get(site)
+        return d is not None and ((_num(d.get("host_max_shift_A")) or 0.0) <= HOST_REARRANGED_A or (
+            check is not None and (_num(check.get("remaining_shift_A")) or 0.0) <= HOST_REARRANGED_A))
+
+    return len(sites) == 2 and all(on_bare(s) for s in sites)
+
+
 def _endpoint_host_change(neb: dict, g: dict) -> float | None:
     """A NEB stored before NebDoc.host_change_A existed: the host change between its endpoints' adsorption results."""
     a, _, b = (neb.get("path") or "").partition("->")
@@ -318,7 +332,8 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             host_change = _num(neb.get("host_change_A"))
             if host_change is None:
                 host_change = _endpoint_host_change(neb, g)
-            st = _path_status(base["status"], neb.get("converged", True), host_change)
+            apart = (host_change or 0.0) > HOST_REARRANGED_A and not _ends_on_bare_host(neb, g, checks)
+            st = _path_status(base["status"], neb.get("converged", True), host_change if apart else None)
             rows.append(dict(base, row_kind="path", ion=neb.get("ion"), path=neb.get("path"), barrier_eV=barrier,
                              hop_length_A=hop, diffusion_coefficient_cm2_s=d, nu_Hz=nu_Hz,
                              temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),

@@ -49,11 +49,11 @@ def test_a_rearranged_site_gets_its_ion_free_host_relaxed_and_e_ads_uses_the_low
     assert docs[1]["host_max_shift_A"] < 1e-6
 
     response = ion_free_host_checks.original(docs, host, engine, {}, "VN001", str(tmp_path))
-    assert response.output == {"checked": ["hollow"]}  # only the rearranged site
-    assert [j.name for j in response.addition.jobs] == [
+    assert response.output["checked"] == ["hollow"]  # only the rearranged site
+    assert [j.name for j in response.detour.jobs] == [
         "relax host-from-Na@hollow", "static host-from-Na@hollow", "host check Na@hollow"]
     store = JobStore(MemoryStore())
-    run_locally(response.addition, store=store, log=False, ensure_success=True)
+    run_locally(response.detour, store=store, log=False, ensure_success=True)
     check = next(store.query({"output.doc_type": "host_check"}))["output"]
     # relaxed without the Na, the host stays in the flat slab's basin: far below the lifted-N "bare host"
     assert check["delta_eV"] < -0.5
@@ -103,6 +103,13 @@ def test_host_from_starts_a_campaign_on_the_lowest_host_a_run_found(tmp_path):
     checks = {c["site"]: c for c in load_run(ROOT / "examples" / "v2o5_li_mlgeom").docs["host_check"]}
     assert np.allclose(slab.cart_coords, Structure.from_dict(checks["other-5"]["structure"]).cart_coords)
     assert record.system.endswith("-lowest-host") and "(-6.627 eV vs the builder's host there, gpaw//mlip:chgnet)" in record.notes
+    # restarts chain: the run started there found a state lower again (from Li@other-7, -0.431 eV)
+    spec["model"]["host_from"] = "examples/v2o5_li_lowhost_mlgeom"
+    camp_file.write_text(yaml.safe_dump(spec))
+    slab, record = build_host(load_campaign(camp_file), "standard")
+    (again,) = load_run(ROOT / "examples" / "v2o5_li_lowhost_mlgeom").docs["host_check"]
+    assert np.allclose(slab.cart_coords, Structure.from_dict(again["structure"]).cart_coords)
+    assert "relaxed from Li@other-7" in record.notes and "(-0.431 eV" in record.notes
 
     spec["model"] = {"preset": "v2o5_cu2v2o7", "fragment": "substrate", "host_from": "examples/cu2v2o7_li_mlgeom"}
     camp_file.write_text(yaml.safe_dump(spec))
@@ -121,17 +128,24 @@ def test_a_hop_is_chosen_only_between_minima_on_one_host_state():
     moved = slab.copy()
     moved.translate_sites([0], [0, 0, 1.5], frac_coords=False, to_unit_cell=False)
 
-    def doc(site, host, energy):
-        return {"site": site, "e_total_eV": energy, "structure": place_ion(host, sites[site], "Na").as_dict()}
+    def doc(site, host, energy, shift):
+        return {"site": site, "e_total_eV": energy, "structure": place_ion(host, sites[site], "Na").as_dict(),
+                "host_max_shift_A": shift}
 
-    best = doc("hollow", slab, -10.0)
-    rearranged = doc("bridge", moved, -9.9)  # nearer and lower, but its host is another state
-    same_host = doc("top-N", slab, -9.5)
+    best = doc("hollow", slab, -10.0, 0.0)
+    rearranged = doc("bridge", moved, -9.9, 1.5)  # nearer and lower, but its host is another state
+    same_host = doc("top-N", slab, -9.5, 0.0)
     start, end, why = neb_endpoints([rearranged, same_host, best])
     assert start["site"] == "hollow" and end["site"] == "top-N" and why == ""
     start, end, why = neb_endpoints([rearranged, best])
     assert end is None and "no other minimum shares hollow's host state (largest host-atom move between the ends: " \
                            "bridge 1.5 A" in why and "model.host_from" in why
+    # its ion-free host check relaxed back to the bare host: the 1.5 A was the ion's local response, one host state
+    back = {"site": "bridge", "remaining_shift_A": 0.2, "delta_eV": 0.01}
+    start, end, why = neb_endpoints([rearranged, best], [back])
+    assert end["site"] == "bridge" and why == ""
+    # a check that found a host state of its own keeps the ends apart
+    assert neb_endpoints([rearranged, best], [dict(back, remaining_shift_A=1.4)])[1] is None
 
 
 def test_the_table_flags_a_hop_between_host_states():

@@ -234,6 +234,7 @@ class AdsorptionFlowMaker(Maker):
                 ads.name = f"E_ads {label}"
                 jobs.append(ads)
                 ads_outputs.append(ads.output)
+        check = None
         if self._runs("adsorption") and ads_outputs:
             check = ion_free_host_checks(ads_outputs, host_static, self.engine, facts.model_dump(), system, run_root,
                                          geometry_engine=self.geometry_engine)
@@ -245,7 +246,8 @@ class AdsorptionFlowMaker(Maker):
             jobs.append(pick)
         if self._runs("neb") and len(ads_outputs) >= 2:
             pick = neb_from_best_site(ads_outputs, self.engine, site_facts.model_dump(), _fixed(host), system, ion,
-                                      run_root, self.neb_settings, bands, band_engine=self.geometry_engine)
+                                      run_root, self.neb_settings, bands, band_engine=self.geometry_engine,
+                                      host_checks=check.output["checks"] if check is not None else None)
             pick.name = "select NEB path"
             jobs.append(pick)
         if self._runs("coverage") and ads_outputs:
@@ -305,11 +307,11 @@ def ion_free_host_checks(ads_docs: list[dict], host_static: dict, engine: Engine
     flagged = [d for d in ads_docs if d and d.get("n_ions", 1) == 1
                and (d.get("host_max_shift_A") or 0.0) > HOST_REARRANGED_A]
     if not flagged:
-        return {"checked": []}
+        return {"checked": [], "checks": []}
     relax = RelaxMaker(engine=geometry_engine or engine, facts=facts)
     static = StaticMaker(engine=engine, facts=facts, outputs=(),
                          geometry_engine=geometry_engine.label if geometry_engine is not None else "")
-    jobs = []
+    jobs, docs = [], []
     for ads in flagged:
         s = Structure.from_dict(ads["structure"])
         s.remove_sites([len(s) - 1])  # the ion is the last atom
@@ -321,7 +323,10 @@ def ion_free_host_checks(ads_docs: list[dict], host_static: dict, engine: Engine
         doc = host_check_doc_job(st.output, host_static, ads)
         doc.name = f"host check {ads['ion']}@{ads['site']}"
         jobs += [r, st, doc]
-    return Response(addition=Flow(jobs), output={"checked": [d["site"] for d in flagged]})
+        docs.append(doc.output)
+    # a detour, not an addition: a job reading "checks" (the NEB's choice of ends) then waits for them on every
+    # manager (jobflow-remote gives only a detour's jobs to the children as parents)
+    return Response(detour=Flow(jobs), output={"checked": [d["site"] for d in flagged], "checks": docs})
 
 
 @job
@@ -336,11 +341,18 @@ def cdd_of_best_site(statics: dict[str, dict], engine: Engine, run_root: str):
     return Response(addition=Flow([cdd]), output={"site": best})
 
 
-def neb_endpoints(ads_docs: list[dict]) -> tuple[dict, dict | None, str]:
-    """The hop a CI-NEB measures: from the most stable site to the nearest other minimum (ion > 0.5 A away) whose
-    host is the same state (no host atom moved > HOST_REARRANGED_A between the two). Endpoints on different host
-    states give a band through the host's own change, not a migration barrier (the strained V2O5 layer: ends 2.7 eV
-    apart). Returns (best, end, "") or (best, None, why no hop was chosen)."""
+def neb_endpoints(ads_docs: list[dict], host_checks: list[dict] | None = None) -> tuple[dict, dict | None, str]:
+    """The hop a CI-NEB measures: from the most stable site to the nearest other minimum (ion > 0.5 A away) on the
+    same host state. Two ends share it when no host atom moved > HOST_REARRANGED_A between them, or when each end's
+    host is the bare host's state: it moved less than that from the bare host, or its ion-free host check relaxed
+    back there (`host_checks`: HostCheckDoc dicts). Endpoints on different host states give a band through the
+    host's own change, not a migration barrier (the strained V2O5 layer: ends 2.7 eV apart).
+    Returns (best, end, "") or (best, None, why no hop was chosen)."""
+    returned = {c["site"] for c in host_checks or [] if (c.get("remaining_shift_A") or 0.0) <= HOST_REARRANGED_A}
+
+    def on_bare_host(d: dict) -> bool:
+        return (d.get("host_max_shift_A") or 0.0) <= HOST_REARRANGED_A or d["site"] in returned
+
     docs = sorted((d for d in ads_docs if d), key=lambda d: d["e_total_eV"])
     best = docs[0]
     s0 = Structure.from_dict(best["structure"])
@@ -357,7 +369,8 @@ def neb_endpoints(ads_docs: list[dict]) -> tuple[dict, dict | None, str]:
         listed = ", ".join(d["site"] for d in docs[1:]) or "no other site"
         return best, None, (f"neb: every other site ({listed}) relaxed onto {best['site']} (ion within 0.5 A): one "
                             "minimum, no path between two; add sites to get one")
-    same_host = [d for d in others if (host_change[d["site"]] or 0.0) <= HOST_REARRANGED_A]
+    same_host = [d for d in others if (host_change[d["site"]] or 0.0) <= HOST_REARRANGED_A
+                 or (on_bare_host(best) and on_bare_host(d))]
     if not same_host:
         listed = ", ".join(f"{d['site']} {host_change[d['site']]:.1f} A" for d in others)
         return best, None, (f"neb: no other minimum shares {best['site']}'s host state (largest host-atom move between "
@@ -371,10 +384,11 @@ def neb_endpoints(ads_docs: list[dict]) -> tuple[dict, dict | None, str]:
 def neb_from_best_site(
     ads_docs: list[dict], engine: Engine, facts: dict, fixed: list[int], system: str, ion: str, run_root: str,
     neb_settings: dict | None = None, bands: dict | None = None, band_engine: Engine | None = None,
+    host_checks: list[dict] | None = None,
 ):
     """Adds a CI-NEB from the most stable site to the nearest relaxed site of another kind. With a `band_engine`
     (the MLIP of a DFT//MLIP run) the band is optimised there and `engine` gives its moving images single points."""
-    best, end, why_not = neb_endpoints(ads_docs)
+    best, end, why_not = neb_endpoints(ads_docs, host_checks)
     if end is None:  # said after the run (`hetero run` prints every NOT_RUN_KEY of the store)
         return {"path": None, NOT_RUN_KEY: why_not}
     ion_index = len(best["structure"]["sites"]) - 1
