@@ -263,7 +263,7 @@ def lowest_host_found(source: str | Path, slab, system: str):
     prov = best["provenance"]
     level = "//".join(x for x in (prov.get("engine"), prov.get("geometry_engine")) if x)
     note = (f" Host: the ion-free host relaxed from {best['ion']}@{best['site']} in {source} "
-            f"({best['delta_eV']:+.3f} eV vs the builder's host there, {level}), not the builder's positions.")
+            f"({best['delta_eV']:+.3f} eV vs the host that run started from, {level}), not the builder's positions.")
     return host, note
 
 

@@ -102,7 +102,7 @@ def test_host_from_starts_a_campaign_on_the_lowest_host_a_run_found(tmp_path):
     slab, record = build_host(camp, "standard")
     checks = {c["site"]: c for c in load_run(ROOT / "examples" / "v2o5_li_mlgeom").docs["host_check"]}
     assert np.allclose(slab.cart_coords, Structure.from_dict(checks["other-5"]["structure"]).cart_coords)
-    assert record.system.endswith("-lowest-host") and "(-6.627 eV vs the builder's host there, gpaw//mlip:chgnet)" in record.notes
+    assert record.system.endswith("-lowest-host") and "(-6.627 eV vs the host that run started from, gpaw//mlip:chgnet)" in record.notes
     # restarts chain: the run started there found a state lower again (from Li@other-7, -0.431 eV)
     spec["model"]["host_from"] = "examples/v2o5_li_lowhost_mlgeom"
     camp_file.write_text(yaml.safe_dump(spec))
