@@ -94,10 +94,16 @@ def _path_status(status: str, converged: bool, host_change_A: float | None) -> s
     return ";".join(flags) or "ok"
 
 
+def _single_ion_results(neb: dict, g: dict) -> dict[str, dict]:
+    """The one-ion adsorption results of a NEB's ion by site (a coverage series reuses the site labels)."""
+    return {d.get("site"): d for d, _ in g.get("adsorption", []) if d.get("ion") == neb.get("ion")
+            and int(d.get("n_ions", 1) or 1) == 1}
+
+
 def _ends_on_bare_host(neb: dict, g: dict, checks: dict) -> bool:
     """Both ends of a hop on the bare host's state, each by its own move or its ion-free host check (the rule of
     hetero.flows.adsorption.neb_endpoints)."""
-    ends = {d.get("site"): d for d, _ in g.get("adsorption", []) if d.get("ion") == neb.get("ion")}
+    ends = _single_ion_results(neb, g)
     sites = (neb.get("path") or "").split("->")
 
     def on_bare(site: str) -> bool:
@@ -111,8 +117,7 @@ def _ends_on_bare_host(neb: dict, g: dict, checks: dict) -> bool:
 def _endpoint_host_change(neb: dict, g: dict) -> float | None:
     """A NEB stored before NebDoc.host_change_A existed: the host change between its endpoints' adsorption results."""
     a, _, b = (neb.get("path") or "").partition("->")
-    ends = {d.get("site"): d for d, _ in g.get("adsorption", []) if d.get("ion") == neb.get("ion")
-            and int(d.get("n_ions", 1) or 1) == 1}
+    ends = _single_ion_results(neb, g)
     if a not in ends or b not in ends:
         return None
     s0, s1 = (Structure.from_dict(ends[x]["structure"]) for x in (a, b))
