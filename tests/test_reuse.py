@@ -5,6 +5,7 @@ folder (same place, same task hash) instead of recomputing them. CHGNet engine o
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,41 @@ def test_reuse_finds_tasks_whose_hash_moved_with_float_noise(tmp_path, monkeypat
     assert len(b) == 5 and all(p.stat().st_nlink == 2 for p in b.values())  # every one linked, none recomputed
     record = (tmp_path / "runs" / "b-mlip-fast" / "reused_tasks.tsv").read_text().splitlines()
     assert len(record) == 5 and all(line.split("\t")[1].endswith("-000000000000") for line in record)
+
+
+def test_a_rewrite_in_a_linked_task_leaves_the_other_run_alone(tmp_path):
+    """A re-run in a task folder linked from another run (a density an export left out) must not change that
+    run's files through the link: the source may be a committed example. Before the fix, GPAW's static rewrote
+    dos.npz in place and so edited examples/vs2_v2co2_li_mlgeom."""
+    from hetero.io.reuse import _link_or_copy, detach_linked_files
+
+    src, dst = tmp_path / "a" / "static-x", tmp_path / "b" / "static-x"
+    (src / "sub").mkdir(parents=True)
+    dst.mkdir(parents=True)
+    (src / "dos.npz").write_bytes(b"first run")
+    (src / "sub" / "bader.json").write_text("{}")
+    shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+    assert (dst / "dos.npz").stat().st_ino == (src / "dos.npz").stat().st_ino
+    assert detach_linked_files(dst) == 2
+    with open(dst / "dos.npz", "r+b") as f:  # an in-place rewrite, as np.savez does
+        f.write(b"re-run!!!")
+    assert (src / "dos.npz").read_bytes() == b"first run"
+    assert (dst / "sub" / "bader.json").read_text() == "{}" and (dst / "sub" / "bader.json").stat().st_nlink == 1
+    assert detach_linked_files(dst) == 0 and not list(dst.rglob("*.detach-tmp"))
+
+
+@pytest.mark.mlip
+def test_restoring_a_linked_task_recomputes_into_its_own_files(tmp_path, monkeypatch):
+    pytest.importorskip("chgnet")
+    from hetero.engines import get_engine
+
+    monkeypatch.setenv("HETERO_CORES", "1")
+    monkeypatch.setenv("COLUMNS", "2000")
+    assert _run(tmp_path, "a", ["hollow"]).exit_code == 0
+    assert _run(tmp_path, "b", ["hollow"], "--reuse-from", str(tmp_path / "runs" / "a-mlip-fast")).exit_code == 0
+    a, b = _results(tmp_path / "runs" / "a-mlip-fast"), _results(tmp_path / "runs" / "b-mlip-fast")
+    key = next(k for k in b if "static-" in k)
+    before = {f.name: f.read_bytes() for f in a[key].parent.iterdir() if f.is_file()}
+    get_engine("mlip", preset="fast").restore_files(b[key].parent)
+    assert all(f.stat().st_nlink == 1 for f in b[key].parent.iterdir() if f.is_file())
+    assert {f.name: f.read_bytes() for f in a[key].parent.iterdir() if f.is_file()} == before

@@ -35,7 +35,7 @@ from pymatgen.core import Structure
 
 from hetero.analysis.descriptors import unphysical_contact
 from hetero.engines.settings import ModelFacts, Resolved, merge_settings, resolve
-from hetero.io.reuse import adopt_finished_task
+from hetero.io.reuse import adopt_finished_task, detach_linked_files
 from hetero.schemas import CalcResult, ElectronicOutputs, NebResult, Provenance, plain_structure_dict, settings_hash
 
 
@@ -381,6 +381,7 @@ class Engine(ABC, MSONable):
                     f"relaxation upstream, or a model to rebuild); nothing was run in {folder}")
         self.before_run(task, structure)
         folder.mkdir(parents=True, exist_ok=True)
+        detach_linked_files(folder)  # files linked in by --reuse-from belong to another run too
         _atomic_write_json(folder / "task.json", task)
         result = self._compute(task, folder, structure)
         check_finite_result(result, folder)
@@ -396,6 +397,7 @@ class Engine(ABC, MSONable):
         task = json.loads((folder / "task.json").read_text())
         structure = structure_from_atoms_dict(task["atoms"])
         self.before_run(task, structure)
+        detach_linked_files(folder)
         result = self._compute(task, folder, structure)
         check_finite_result(result, folder)
         _atomic_write_json(folder / "result.json", result)

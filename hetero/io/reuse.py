@@ -69,6 +69,22 @@ def adopt_finished_task(folder: Path, same_task_in: Callable[[Path], Path | None
     return None
 
 
+def detach_linked_files(folder: Path) -> int:
+    """Give every hard-linked file under `folder` its own copy; the number detached.
+
+    Called before an engine writes into a task folder again (a re-run for a density an export left out): the
+    worker rewrites some outputs in place (dos.npz), which would change the linked run's file too, and that run
+    may be a committed example."""
+    detached = 0
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_nlink > 1:
+            tmp = path.with_name(path.name + ".detach-tmp")
+            shutil.copy2(path, tmp)
+            os.replace(tmp, path)
+            detached += 1
+    return detached
+
+
 def _link_or_copy(src, dst) -> None:
     try:
         os.link(src, dst)  # same file system: no second copy of a density
