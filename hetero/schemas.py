@@ -171,8 +171,11 @@ class CddDoc(BaseModel):
     planar_avg_e_per_A: list[float]  # integral over the plane: e/A along the axis
     displacement_e: list[float]  # cumulative integral from the bottom: charge displaced (e)
     interface_z_A: float
-    transferred_e: float  # electrons that crossed the interface plane upward (+) or downward (-)
+    # electrons that crossed the interface plane upward (+) or downward (-); None when B sits inside A (an
+    # intercalated ion): no plane separates them, and `note` says so
+    transferred_e: float | None
     integral_e: float  # total integral of delta rho (should be ~0)
+    note: str = ""
     fragments: dict[str, list[int]] = Field(default_factory=dict)
     e_total_eV: float | None = None  # E(AB)
     fragment_energies_eV: dict[str, float] = Field(default_factory=dict)  # E(A), E(B) frozen at AB geometry

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
+from hetero.analysis.bader import ion_charge_by_fragment
 from hetero.analysis.descriptors import (
     DEFAULT_ATTEMPT_FREQUENCY_HZ,
     DEFAULT_TEMPERATURE_K,
@@ -151,9 +152,14 @@ def _capacity(host_formula: str, n_ions: int, ion: str) -> float | None:
 def _site_values(g: dict, label: str) -> dict:
     """The adsorbed system's own Bader, CDD, DOS and work-function numbers (docs labelled ION@SITE)."""
     out: dict = {}
+    host_baders = [doc for doc, _ in g.get("bader", []) if doc.get("label") == "host"]
     for doc, _ in g.get("bader", []):
         if doc.get("label") == label:
             out["ion_bader_charge_e"] = _num((doc.get("fragment_charge") or {}).get("ion"))
+            # on a stack: which side took the ion's electrons (negative = gained)
+            split = next(filter(None, (ion_charge_by_fragment(h, doc) for h in host_baders)), None) or {}
+            for side, q in split.items():
+                out[f"ion_charge_to_{side}_e"] = _num(q)
     for doc, _ in g.get("cdd", []):
         if doc.get("label") == label:
             out["ion_cdd_transferred_e"] = _num(doc.get("transferred_e"))

@@ -577,3 +577,30 @@ def test_registry_drives_make_figures_and_report_sections(figset, tmp_path):
             figure_kind(order=1, headings={"neb": "again"})(lambda ctx: [])
     finally:
         plots.REGISTRY.pop("hops", None)
+
+
+def test_an_intercalated_ion_has_no_transfer_across_a_plane():
+    """Li intercalated in the VS2/V2CO2 gap (committed run): the old CDD put its 'interface' plane through the VS2
+    layer above the Li and reported -0.011 e across it. Host atoms lie above and below the Li, so no plane
+    separates the two fragments: no transfer is given, the profile says why, and a surface ion keeps its plane."""
+    import json
+    from pathlib import Path
+
+    from pymatgen.core import Structure
+
+    from hetero.analysis.cdd import no_separating_plane
+
+    static = Path(__file__).resolve().parents[1] / "examples/vs2_v2co2_li_mlgeom/VS2_V2CO2-fast/Li@gap-fcc"
+    kept = json.loads(next(static.glob("static-*/cdd.json")).read_text())["doc"]
+    atoms = json.loads(next(static.glob("static-*/result.json")).read_text())["atoms"]
+    s = Structure(atoms["cell"], atoms["symbols"], atoms["positions"], coords_are_cartesian=True)
+    fix = no_separating_plane(s, kept["fragments"])
+    assert fix["transferred_e"] is None and fix["interface_z_A"] == pytest.approx(s.cart_coords[-1, 2])
+    z = s.cart_coords[:-1, 2]
+    assert (z > fix["interface_z_A"] + 1).any() and (z < fix["interface_z_A"] - 1).any()
+    fig, _ = plots.plot_cdd_profile({**kept, **fix})
+    (ann,) = [t.get_text() for t in fig.axes[1].texts if t.get_gid() == "transferred"]
+    assert "no separating plane" in ann and "transferred" not in ann
+    on_top = s.copy()
+    on_top.replace(len(s) - 1, "Li", [*s.cart_coords[-1, :2], z.max() + 1.8], coords_are_cartesian=True)
+    assert no_separating_plane(on_top, kept["fragments"]) == {}

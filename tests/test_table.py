@@ -325,3 +325,24 @@ def test_a_site_whose_host_reconstructed_is_flagged_until_its_ion_free_host_is_c
     assert len(compare_with_published(unchecked)) == 0
     e_ads = study_comparison([unchecked]).set_index("quantity").loc["E_ads, best site"]
     assert pd.isna(e_ads.this_work) and e_ads.detail == "3 site(s) left out: the host rearranged under the ion"
+
+
+def test_where_an_ion_s_electrons_go_on_a_stack():
+    """Li on VS2/V2CO2 (committed GPAW//CHGNet run): each side's Bader change from the bare stack adds up to
+    what the Li gave, intercalated Li feeds both layers, Li on the VS2 surface feeds VS2."""
+    from hetero.analysis.bader import ion_charge_by_fragment
+
+    host = {"symbols": ["A", "B", "B"], "net_charge": [0.1, -0.05, -0.05], "fragments": {"film": [0], "substrate": [1, 2]}}
+    with_ion = {"symbols": ["A", "B", "B", "Li"], "net_charge": [-0.2, -0.3, -0.4, 0.9]}
+    assert ion_charge_by_fragment(host, with_ion) == pytest.approx({"film": -0.3, "substrate": -0.6})
+    assert ion_charge_by_fragment({**host, "fragments": {}}, with_ion) is None  # a single slab has no sides
+    assert ion_charge_by_fragment(host, {**with_ion, "symbols": ["B", "B", "A", "Li"]}) is None  # another model
+
+    df = build_table(Path(__file__).resolve().parents[1] / "examples" / "vs2_v2co2_li_mlgeom")
+    sites = df[(df.row_kind == "site") & (df.engine == "gpaw//mlip:chgnet")
+               & (df.e_ads_reference == "bulk metal")].set_index("site")
+    given = sites.ion_charge_to_film_e + sites.ion_charge_to_substrate_e
+    assert (given + sites.ion_bader_charge_e).abs().max() < 0.01  # the electrons Li lost, all found in the host
+    gap, surface = sites.loc["gap-fcc"], sites.loc["hcp-1"]
+    assert gap.ion_charge_to_film_e < -0.2 and gap.ion_charge_to_substrate_e < -0.2  # film = VS2, substrate = V2CO2
+    assert surface.ion_charge_to_film_e < -0.7 and abs(surface.ion_charge_to_substrate_e) < 0.1

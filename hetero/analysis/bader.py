@@ -73,3 +73,17 @@ def charge_summary(structure: Structure, electrons, valence: list[float],
         "fragment_charge": {name: float(net[idx].sum()) for name, idx in fragments.items()},
         "total_electrons": float(electrons.sum()),
     }
+
+
+def ion_charge_by_fragment(host: dict, with_ion: dict) -> dict[str, float] | None:
+    """Where an adsorbed ion's electrons went: each host fragment's Bader net-charge change from the bare host.
+
+    `host` and `with_ion` are Bader summaries (charge_summary) of the bare host, whose `fragments` name its sides
+    (film / substrate), and of the host with the ion(s) appended after the host atoms. Negative = the side gained
+    electrons. None when the host has no sides or the atom lists do not line up (a different model)."""
+    sides = host.get("fragments") or {}
+    q0, q1 = host.get("net_charge") or [], with_ion.get("net_charge") or []
+    if len(sides) < 2 or not q0 or len(q1) <= len(q0) or host.get("symbols") != (with_ion.get("symbols") or [])[:len(q0)]:
+        return None
+    change = np.asarray(q1[:len(q0)], float) - np.asarray(q0, float)
+    return {name: float(change[list(idx)].sum()) for name, idx in sides.items()}

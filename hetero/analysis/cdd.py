@@ -39,14 +39,37 @@ def planar_profile(delta: np.ndarray, cell: np.ndarray, axis: int = 2) -> tuple[
 def interface_plane(structure: Structure, fragment_a: list[int], fragment_b: list[int], axis: int = 2) -> float:
     """Midpoint between the facing atomic planes of the two fragments (Cartesian, A along axis).
 
-    Works for an adsorbed ion (fragment B = the ion) too: the plane sits halfway between the ion
-    and the topmost host atom below it.
+    Works for an ion adsorbed on a surface (fragment B = the ion) too: the plane sits halfway between the ion
+    and the topmost host atom. Not for an ion inside the host (see `embedded`).
     """
     z = structure.cart_coords[:, axis]
     za, zb = z[fragment_a], z[fragment_b]
     if zb.mean() >= za.mean():
         return float((za.max() + zb.min()) / 2)
     return float((zb.max() + za.min()) / 2)
+
+
+EMBEDDED_MARGIN_A = 1.0  # host atoms this far above and below every atom of B: B sits inside the host
+
+
+def embedded(structure: Structure, fragment_a: list[int], fragment_b: list[int], axis: int = 2) -> bool:
+    """Whether B lies inside A along the axis (A atoms > EMBEDDED_MARGIN_A above and below all of B)."""
+    z = structure.cart_coords[:, axis]
+    za, zb = z[fragment_a], z[fragment_b]
+    return bool((za > zb.max() + EMBEDDED_MARGIN_A).any() and (za < zb.min() - EMBEDDED_MARGIN_A).any())
+
+
+def no_separating_plane(structure: Structure, fragments: dict[str, list[int]], axis: int = 2) -> dict:
+    """For B inside A: the CDD fields that replace a transfer across a plane (none, B's height, a note); else {}.
+
+    Also applied to CDD documents kept before this rule existed (an intercalated Li's plane cut the layer above)."""
+    (a, ia), (b, ib) = fragments.items()
+    if not embedded(structure, ia, ib, axis):
+        return {}
+    return {"transferred_e": None, "interface_z_A": float(structure.cart_coords[ib, axis].mean()),
+            "note": f"{b} lies inside {a} ({a} atoms on both sides along the axis, e.g. an ion intercalated in a "
+                    "gap): no plane separates them, so no transfer across a plane is given; interface_z_A marks "
+                    f"{b}'s height. Per-side charges: the Bader split (ion_charge_to_<side>_e in the table)"}
 
 
 def cdd_analysis(
@@ -75,6 +98,9 @@ def cdd_analysis(
     below = float(np.interp(z_if % (dz * len(z)), z, displacement))
     b_above = structure.cart_coords[fragments[names[1]], axis].mean() >= structure.cart_coords[fragments[names[0]], axis].mean()
     transferred = -below if b_above else below  # electrons gained by B's side
+    inside = no_separating_plane(structure, fragments, axis)
+    if inside:
+        transferred, z_if = inside["transferred_e"], inside["interface_z_A"]
     doc = {
         "axis": axis,
         "z_A": z.tolist(),
@@ -83,6 +109,7 @@ def cdd_analysis(
         "interface_z_A": z_if,
         "transferred_e": transferred,
         "transfer_direction": f"{names[0]} -> {names[1]} (electrons; negative means {names[1]} -> {names[0]})",
+        "note": inside.get("note", ""),
         "integral_e": float(delta.sum() * structure.volume / delta.size),
         "fragments": fragments,
     }

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pymatgen.core import Structure
 
 from hetero.analysis.bader import bader_analysis
-from hetero.analysis.cdd import cdd_analysis, write_volumetric
+from hetero.analysis.cdd import cdd_analysis, no_separating_plane, write_volumetric
 from hetero.analysis.descriptors import (
     adsorption_energy,
     endpoint_host_change,
@@ -253,7 +253,7 @@ class CddMaker(Maker):
             if not Path(cached["files"]["cube"]).exists():  # the export kept the grid, not the viewer files
                 delta = np.load(cached["files"]["grid"])["delta"].astype(float)
                 write_volumetric(structure, delta, cached["files"]["chgcar"], cached["files"]["cube"])
-            return CddDoc.model_validate(cached)
+            return CddDoc.model_validate({**cached, **no_separating_plane(structure, fragments)})
         rho, energies = {}, {}
         for name, r in _fragment_statics(self.engine, calc_ab, fragments, run_root, self.fragment_elf).items():
             rho[name] = np.load(_restorable_file(r.files["density"], r.provenance.run_dir, self.engine))["pseudo"]

@@ -35,7 +35,8 @@ def plot_cdd_profile(doc: dict, colour: str = PALETTE[0]):
     z = np.asarray(doc["z_A"], float)
     prof = np.asarray(doc["planar_avg_e_per_A"], float)
     disp = np.asarray(doc["displacement_e"], float)
-    zi, q = float(doc["interface_z_A"]), float(doc["transferred_e"])
+    zi = float(doc["interface_z_A"])
+    q = None if doc.get("transferred_e") is None else float(doc["transferred_e"])
     fig = new_figure(4.6, 4.6)
     ax1 = fig.add_subplot(2, 1, 1)
     ax2 = fig.add_subplot(2, 1, 2, sharex=ax1)
@@ -53,10 +54,13 @@ def plot_cdd_profile(doc: dict, colour: str = PALETTE[0]):
         ax.axvline(zi, color="k", ls="--", lw=0.8)
     names = list((doc.get("fragments") or {}).keys())
     direction = ""
-    if len(names) == 2:
-        a, b = (names[0], names[1]) if q >= 0 else (names[1], names[0])
-        direction = f"\n(+ = {names[0]} -> {names[1]}): {abs(q):.3f} e moved {a} -> {b}"
-    txt = f"interface z = {zi:.2f} $\\AA$\ntransferred = {q:+.3f} e{direction}"
+    if q is None:  # B inside A (an intercalated ion): no plane separates them
+        txt = f"{names[-1] if names else 'B'} at z = {zi:.2f} $\\AA$, inside {names[0] if names else 'A'}:\nno separating plane (see the Bader split)"
+    else:
+        if len(names) == 2:
+            a, b = (names[0], names[1]) if q >= 0 else (names[1], names[0])
+            direction = f"\n(+ = {names[0]} -> {names[1]}): {abs(q):.3f} e moved {a} -> {b}"
+        txt = f"interface z = {zi:.2f} $\\AA$\ntransferred = {q:+.3f} e{direction}"
     ax2.annotate(txt, xy=(zi, float(np.interp(zi, z, disp))), xytext=(0.03, 0.95), textcoords="axes fraction",
                  va="top", fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.6}, gid="transferred")
     ax2.legend(frameon=False, loc="lower right")
