@@ -208,6 +208,14 @@ def test_a_stalled_first_scf_goes_to_the_safe_retry_and_a_resume_does_not_repeat
     assert retried and not resumed
     first_log = (tmp_path / "gpaw-static.txt").read_text()
     assert "hetero: SCF stalled at iteration 5" in first_log and "Converged in" not in first_log
+    # the watch reads the density error as GPAW's log prints it (per valence electron), so a history seeded from
+    # a log and one recorded by the watch are on one scale
+    logged = [float(line.split("|")[5].strip().rstrip("c")) for line in first_log.splitlines()
+              if line.startswith("|iter:") and line.split("|")[5].strip()]
+    said = first_log.split("best log10(density error) ")[1]
+    best, before = float(said.split()[0]), float(said.split(", ")[1].split()[0])
+    # the hook runs before GPAW logs the iteration: the window is iterations 3-5, "before" is iteration 2
+    assert before == pytest.approx(logged[0], abs=0.006) and best <= min(logged[1:]) + 0.006
     assert "Converged in" in (tmp_path / "gpaw-static-retry.txt").read_text()
     assert (tmp_path / gpaw_worker.FIRST_ATTEMPT_FAILED).exists()
     assert not (tmp_path / "scf-checkpoint.gpw").exists() and (tmp_path / "scf-checkpoint-retry.gpw").exists()
@@ -230,6 +238,7 @@ def test_a_resumed_scf_keeps_its_stall_history(tmp_path):
         "v5s8_slab_78_atoms_first_attempt"]
     watch = (SCF_STALL_WINDOW, SCF_STALL_DECADES)
     checkpoint = tmp_path / "scf-checkpoint.gpw"
+    nvalence = 678  # the slab's valence electrons: GPAW's hook gives the unnormalised error, its log per electron
 
     class Calc:  # GPAW's hook interface: hooks["scf_step"](ctx) each iteration; write() for the checkpoint
         hooks: dict = {}
@@ -242,7 +251,8 @@ def test_a_resumed_scf_keeps_its_stall_history(tmp_path):
         gpaw_worker._scf_step_hooks(calc, checkpoint, 10, watch, history)
         for n, e in enumerate(errors, start=1):
             try:
-                calc.hooks["scf_step"](SimpleNamespace(niter=n, dens=SimpleNamespace(error=10.0 ** e), log=None))
+                calc.hooks["scf_step"](SimpleNamespace(niter=n, dens=SimpleNamespace(error=nvalence * 10.0 ** e),
+                                                       wfs=SimpleNamespace(nvalence=nvalence), log=None))
             except SCFStalledError:
                 return n
         return None

@@ -182,7 +182,9 @@ def _scf_step_hooks(dft, checkpoint: Path | None, every: int, stall: tuple[int, 
         if stall is not None:
             if ctx.niter == 1 and steps_here:
                 errors.clear()  # a new SCF (the next geometry of a relaxation)
-            err = broadcast_float(float(ctx.dens.error), world)  # rank 0 decides, so every rank stops together
+            # per valence electron, as GPAW's density criterion and log column (the V5S8 history was seeded from
+            # a log); rank 0 decides, so every rank stops together
+            err = broadcast_float(float(ctx.dens.error) / max(float(ctx.wfs.nvalence), 1.0), world)
             if np.isfinite(err) and err > 0:
                 errors.append(float(np.log10(err)))
         steps_here += 1
