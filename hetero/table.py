@@ -619,6 +619,7 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
             ours["band gap (eV)"] = (host.band_gap_eV, f"Kohn-Sham, {which}", host_engine)
         if pd.notna(host.work_function_eV):
             ours["work function (eV)"] = (host.work_function_eV, f"{which}, top side", host_engine)
+        ours.update(_barrier_entries(table))
         pub_for: dict[str, tuple[Any, str]] = {}
         for key, quantity in _PUBLISHED_PER_SYSTEM.items():
             values = published.get(key) or {}
@@ -636,6 +637,23 @@ def study_comparison(sources: list[Any]) -> pd.DataFrame:
     cols = ["campaign", "system", "n_atoms", "quantity", "this_work", "detail", "engine", "published",
             "published_system", "published_reference", "source"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _barrier_entries(table: pd.DataFrame) -> dict[str, tuple[Any, str, str | None]]:
+    """The lowest hop barrier of a run, DFT (incl. DFT//MLIP) and MLIP-only kept apart so an MLIP number is never
+    read as DFT; a hop flagged (ends on different host states, unconverged) is no barrier and is said so."""
+    out = {}
+    paths = table[table.row_kind == "path"].dropna(subset=["barrier_eV"])
+    mlip = paths.engine.fillna("").str.startswith("mlip:")
+    for quantity, p in (("migration barrier (eV)", paths[~mlip]), ("migration barrier, MLIP (eV)", paths[mlip])):
+        ok = p[p.status == "ok"]
+        if len(ok):
+            low = ok.loc[ok.barrier_eV.idxmin()]
+            length = f", {low.hop_length_A:.2f} A hop" if pd.notna(low.get("hop_length_A")) else ""
+            out[quantity] = (low.barrier_eV, f"{low.path}, lowest of {len(ok)} hop(s){length}", low.engine)
+        elif len(p):
+            out[quantity] = (None, f"{len(p)} hop(s), none a barrier: {p.status.iloc[0]}", p.engine.iloc[0])
+    return out
 
 
 def study_orderings(cmp: pd.DataFrame) -> list[str]:

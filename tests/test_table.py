@@ -346,3 +346,21 @@ def test_where_an_ion_s_electrons_go_on_a_stack():
     gap, surface = sites.loc["gap-fcc"], sites.loc["hcp-1"]
     assert gap.ion_charge_to_film_e < -0.2 and gap.ion_charge_to_substrate_e < -0.2  # film = VS2, substrate = V2CO2
     assert surface.ion_charge_to_film_e < -0.7 and abs(surface.ion_charge_to_substrate_e) < 0.1
+
+
+def test_study_comparison_keeps_mlip_and_dft_barriers_apart_and_refuses_flagged_hops():
+    """Study 2 from the committed runs: the junction's only hop is an MLIP band (CHGNet, 0.055 eV) and stays in
+    the MLIP row; the V2O5 layer's GPAW-on-CHGNet band joins two host states, so it gives no DFT barrier and the
+    row says why."""
+    from hetero.table import study_comparison, study_orderings
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    cmp = study_comparison([ex / "v2o5_li_mlgeom", ex / "v2o5_cu2v2o7_li_lowstack_mlgeom"]).set_index(
+        ["campaign", "quantity"])
+    junction = cmp.loc[("v2o5_cu2v2o7_li", "migration barrier, MLIP (eV)")]
+    assert junction.this_work == pytest.approx(0.0546, abs=1e-3) and junction.engine == "mlip:chgnet"
+    assert ("v2o5_cu2v2o7_li", "migration barrier (eV)") not in cmp.index  # no DFT hop at the junction yet
+    v2o5 = cmp.loc[("v2o5_li", "migration barrier (eV)")]
+    assert pd.isna(v2o5.this_work) and "different host states" in v2o5.detail
+    assert v2o5.engine == "gpaw//mlip:chgnet"
+    assert not any("migration barrier (eV)" in line for line in study_orderings(cmp.reset_index()))
