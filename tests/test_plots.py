@@ -604,3 +604,24 @@ def test_an_intercalated_ion_has_no_transfer_across_a_plane():
     on_top = s.copy()
     on_top.replace(len(s) - 1, "Li", [*s.cart_coords[-1, :2], z.max() + 1.8], coords_are_cartesian=True)
     assert no_separating_plane(on_top, kept["fragments"]) == {}
+
+
+def test_a_funnel_with_a_hundred_minima_draws_the_lowest_and_counts_the_rest():
+    """K on the 118-atom V5S8/Sb2S3 junction: 296 MLIP relaxations gave ~120 distinct minima, and one column per
+    minimum made a 9600-pixel-wide figure. The lowest 30 are drawn, every selected one among them, and the title
+    says how many were left out."""
+    from hetero.plots.funnel import MAX_GROUPS, plot_funnel
+
+    models = ["mlip:chgnet", "mlip:sevennet"]
+    groups = [{"label": f"other-{i}", "members": [f"site-{i}"], "rank": {m: i for m in models},
+               "e_ads_bulk_eV": {m: -2.0 + 0.01 * i for m in models}, "selected": i in (0, 1, 95)}
+              for i in range(120)]
+    doc = {"groups": groups, "models": models, "selected": ["other-0", "other-1", "other-95"], "ion": "K",
+           "system": "junction", "n_candidates": 148, "selection_rule": "window 0.3 eV"}
+    fig, v = plot_funnel(doc, {"other-0": -1.5}, "mlip:chgnet")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-1] == "mlip:chgnet (selected)"  # no "DFT"
+    assert len(v["groups"]) == MAX_GROUPS and v["groups_not_shown"] == 120 - MAX_GROUPS
+    assert {"other-0", "other-1", "other-95"} <= set(v["groups"])  # selected minima are never cut
+    assert fig.get_figwidth() < 0.6 * MAX_GROUPS + 3
+    title = fig.axes[0].get_title()
+    assert f"{120 - MAX_GROUPS} higher minima not drawn" in title and "to mlip:chgnet" in title
