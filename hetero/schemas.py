@@ -498,3 +498,9 @@ class ModelRecord(BaseModel):
     film_d_spacing_A: float | None = None
     substrate_d_spacing_A: float | None = None
     paper_plane_note: str = ""  # how the chosen planes relate to a paper's own indexing
+
+
+def engine_label(provenance: dict) -> str | None:
+    """The engine of a result; energy//geometry ("gpaw//mlip:chgnet") when another engine relaxed it."""
+    engine = provenance.get("engine")
+    return f"{engine}//{provenance['geometry_engine']}" if engine and provenance.get("geometry_engine") else engine

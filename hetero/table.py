@@ -49,7 +49,7 @@ from hetero.analysis.descriptors import (
     theoretical_capacity,
 )
 from hetero.io.store import STORE_FILENAME, iter_documents, load_run  # noqa: F401 - first two re-exported
-from hetero.schemas import HOST_REARRANGED_A
+from hetero.schemas import HOST_REARRANGED_A, engine_label
 
 BASE_COLUMNS = [
     "system", "row_kind", "ion", "site", "ended_at", "path", "film", "substrate", "miller", "strain_percent", "n_atoms",
@@ -66,12 +66,6 @@ _OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.
 
 def _prov(d: dict) -> dict:
     return d.get("provenance") or {}
-
-
-def _engine_label(p: dict) -> str | None:
-    """The engine of a result; energy//geometry ("gpaw//mlip:chgnet") when another engine relaxed it."""
-    engine = p.get("engine")
-    return f"{engine}//{p['geometry_engine']}" if engine and p.get("geometry_engine") else engine
 
 
 def _num(x: Any) -> float | None:
@@ -226,7 +220,7 @@ def _system_rows(by_sys: dict[str, dict[str, list]]) -> dict[str, dict]:
             p = _prov(host)
             settings = p.get("settings") or {}
             r.update(energy_eV=_num(host.get("energy_eV")), fermi_eV=_num(host.get("fermi_eV")),
-                     n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=_engine_label(p),
+                     n_atoms=host.get("n_atoms", r.get("n_atoms")), engine=engine_label(p),
                      preset=settings.get("preset") or settings.get("name") or job.metadata.get("preset"),
                      settings_hash=p.get("settings_hash"), run_dir=p.get("run_dir"), job_uuid=job.uuid)
             if not host.get("converged", True):
@@ -302,7 +296,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
             common = dict(base, row_kind="site", ion=ion, site=ads.get("site"), n_ions=n,
                           height_A=_num(ads.get("height_A")), job_uuid=job.uuid or base.get("job_uuid"),
                           run_dir=_prov(ads).get("run_dir") or base.get("run_dir"),
-                          engine=_engine_label(_prov(ads)) or base.get("engine"),
+                          engine=engine_label(_prov(ads)) or base.get("engine"),
                           settings_hash=_prov(ads).get("settings_hash") or base.get("settings_hash"))
             site_label = f"{ion}@{ads.get('site')}" if n == 1 else f"{n}{ion}@{ads.get('site')}"
             common.update(_site_values(g, site_label), lateral_shift_A=_num(ads.get("lateral_shift_A")),
@@ -350,7 +344,7 @@ def build_table(source: Any, nu_Hz: float = DEFAULT_ATTEMPT_FREQUENCY_HZ,
                              temperature_K=temperature_K, job_uuid=job.uuid or base.get("job_uuid"),
                              # DFT//MLIP: energies on one engine, the band from another (gpaw//mlip:chgnet)
                              engine=(f"{_prov(neb).get('engine')}//{neb['band_engine']}" if neb.get("band_engine")
-                                     else _engine_label(_prov(neb)) or base.get("engine")),
+                                     else engine_label(_prov(neb)) or base.get("engine")),
                              neb_method=neb.get("method") or None, band_barrier_eV=_num(neb.get("band_barrier_eV")),
                              host_change_A=host_change,
                              run_dir=_prov(neb).get("run_dir") or base.get("run_dir"), status=st))
@@ -421,7 +415,7 @@ def _stacking_rows(rows: list[dict], base: dict, g: dict) -> None:
                                  job_uuid=job.uuid, settings_hash=None, status="ok"))
     for doc, job in g.get("stacking_check", []):
         delta = _num(doc.get("delta_eV"))
-        rows.append(dict(base, row_kind="stacking", stacking=doc.get("stacking"), engine=_engine_label(_prov(doc)),
+        rows.append(dict(base, row_kind="stacking", stacking=doc.get("stacking"), engine=engine_label(_prov(doc)),
                          energy_eV=_num(doc.get("e_stacking_eV")), stacking_delta_eV=delta, stacking_chosen=False,
                          job_uuid=job.uuid, settings_hash=_prov(doc).get("settings_hash"),
                          status=("ok" if delta is None or delta >= 0 else

@@ -55,7 +55,8 @@ def plot_cdd_profile(doc: dict, colour: str = PALETTE[0]):
     names = list((doc.get("fragments") or {}).keys())
     direction = ""
     if q is None:  # B inside A (an intercalated ion): no plane separates them
-        txt = f"{names[-1] if names else 'B'} at z = {zi:.2f} $\\AA$, inside {names[0] if names else 'A'}:\nno separating plane (see the Bader split)"
+        b, a = (names[-1], names[0]) if names else ("B", "A")
+        txt = f"{b} at z = {zi:.2f} $\\AA$, inside {a}:\nno separating plane (see the Bader split)"
     else:
         if len(names) == 2:
             a, b = (names[0], names[1]) if q >= 0 else (names[1], names[0])

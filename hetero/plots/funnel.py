@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hetero.plots.core import PALETTE, FigureContext, Skip, figure_kind, new_figure, slug, FigureJob
+from hetero.schemas import engine_label
 
 MARKERS = {"mlip:chgnet": "o", "mlip:sevennet": "s"}
 
@@ -58,7 +59,6 @@ def jobs(ctx: FigureContext):
                if a.get("system") == doc["system"] and a.get("n_ions", 1) == 1 and a.get("e_ads_bulk_eV") is not None]
         dft = {a["site"]: a["e_ads_bulk_eV"] for a in ads}
         # the second stage's engine as the table names it: an MLIP-engine run's second stage is no DFT
-        p = ads[0].get("provenance", {}) if ads else {}
-        stage = (f"{p['engine']}//{p['geometry_engine']}" if p.get("geometry_engine") else p.get("engine")) or "DFT"
+        stage = (engine_label(ads[0].get("provenance", {})) if ads else None) or "DFT"
         yield FigureJob(slug("funnel", doc["system"], doc["ion"]), "funnel", f"Funnel {doc['ion']} on {doc['system']}",
                         lambda doc=doc, dft=dft, stage=stage: plot_funnel(doc, dft, stage))
